@@ -1,0 +1,18 @@
+"""send: POST /send (or POST /) -> SES SendEmail; GET /messages/<MessageId> -> what is known.
+
+SCF handler `index.main_handler`. The layer (`sesmail`, in /opt) does the work; this file only
+says which routes this function serves.
+"""
+
+from sesmail import sending
+from sesmail.http import App, Route
+
+app = App(__file__, "send", [
+    Route("POST", "/send", sending.send_email),
+    Route("POST", "/", sending.send_email),
+    Route("GET", "/messages/{MessageId}", sending.message_status),
+], direct=Route("INVOKE", "/send", sending.send_email))
+
+
+def main_handler(event, context):
+    return app.handle(event, context)

@@ -1,0 +1,111 @@
+"""Settings: secrets and endpoints from `SESMAIL_*` variables, structure from one JSON file.
+
+Read once per warm container (SPEC 3.1). SCF reserves the prefixes `SCF_`, `QCLOUD_` and
+`TENCENTCLOUD_`, so every setting of ours starts with `SESMAIL_`. The JSON file (`SESMAIL_CONFIG`,
+default `sesmail.json` beside the function) holds no secret; a missing file means defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+__all__ = ["DEFAULT_CLIENT", "Settings", "load", "reset"]
+
+# Keys given without a client name share this scope (SPEC 3.3: "keys with no policy share one").
+DEFAULT_CLIENT = "default"
+
+
+def _int(env: dict, name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer") from exc
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _split(raw: str | None) -> list[str]:
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+def _api_keys(raw: str | None) -> dict[str, str]:
+    """`SESMAIL_API_KEYS`: comma-separated `key` or `client=key` entries -> {key: client}.
+
+    Naming the client lets one client's keys share an idempotency scope and a policy across a key
+    rotation; a bare key belongs to the shared default client.
+    """
+    keys: dict[str, str] = {}
+    for entry in _split(raw):
+        client, sep, key = entry.partition("=")
+        if sep and key and client.replace("-", "").replace("_", "").isalnum():
+            keys[key] = client
+        else:
+            keys[entry] = DEFAULT_CLIENT
+    return keys
+
+
+class Settings:
+    """Everything a function reads from its environment, parsed once."""
+
+    def __init__(self, env: dict, function_dir: str | None = None) -> None:
+        self.region = env.get("SESMAIL_REGION") or "ap-guangzhou"
+        self.ses_endpoint = env.get("SESMAIL_SES_ENDPOINT") or "ses.tencentcloudapi.com"
+        self.ses_protocol = (env.get("SESMAIL_SES_PROTOCOL") or "https").lower()
+        if self.ses_protocol not in ("https", "http"):
+            raise ValueError("SESMAIL_SES_PROTOCOL must be https or http")
+        self.api_keys = _api_keys(env.get("SESMAIL_API_KEYS"))
+        self.webhook_secrets = _split(env.get("SESMAIL_WEBHOOK_SECRETS"))
+        self.default_sender = env.get("SESMAIL_DEFAULT_SENDER") or None
+        self.database_url = env.get("SESMAIL_DATABASE_URL") or (
+            "sqlite:///" + os.path.join(tempfile.gettempdir(), "sesmail.sqlite3"))
+        self.redis_url = env.get("SESMAIL_REDIS_URL") or None
+        # How long idempotency records (and later, stored events) are kept: SPEC 3.3 says 24 h.
+        self.idempotency_ttl = _int(env, "SESMAIL_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400)
+        # SES's status index lags the send; "no row" only means "not sent" after this long (SPEC 5).
+        self.settle_seconds = _int(env, "SESMAIL_SETTLE_SECONDS", 300, 0, 3600)
+        # Attempts for failures that provably did not send (SPEC 5: 3 to 5).
+        self.ses_attempts = _int(env, "SESMAIL_SES_ATTEMPTS", 4, 1, 5)
+        # Upper bounds for one SES call; the remaining invocation time lowers them further.
+        self.ses_connect_timeout = _int(env, "SESMAIL_SES_CONNECT_TIMEOUT", 3, 1, 60)
+        self.ses_read_timeout = _int(env, "SESMAIL_SES_READ_TIMEOUT", 15, 1, 120)
+        # Used when the invocation context carries no time_limit_in_ms (local runs, direct calls).
+        self.default_time_limit_ms = _int(env, "SESMAIL_TIME_LIMIT_MS", 30000, 1000, 900000)
+
+        path = env.get("SESMAIL_CONFIG") or os.path.join(function_dir or os.getcwd(), "sesmail.json")
+        self.config_path = path
+        self.file = self._read_file(path)
+        templates = self.file.get("Templates") or {}
+        if not isinstance(templates, dict):
+            raise ValueError(f"{path}: Templates must be an object of name -> TemplateID")
+        self.templates: dict[str, int] = {str(k): int(v) for k, v in templates.items()}
+
+    @staticmethod
+    def _read_file(path: str) -> dict:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            return {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the config file must hold a JSON object")
+        return data
+
+
+_cached: dict[str | None, Settings] = {}
+
+
+def load(function_dir: str | None = None) -> Settings:
+    """The container's settings (parsed on first use)."""
+    settings = _cached.get(function_dir)
+    if settings is None:
+        settings = _cached[function_dir] = Settings(dict(os.environ), function_dir)
+    return settings
+
+
+def reset() -> None:
+    """Forget parsed settings (tests change the environment between cases)."""
+    _cached.clear()

@@ -1,0 +1,186 @@
+"""Errors a caller can act on, each with its Tencent Cloud error code and HTTP status (SPEC 3.2).
+
+Messages name fields and rules, never the values: addresses and template data are personal data.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "IdempotencyConflict",
+    "IdempotencyInFlight",
+    "InternalFailure",
+    "InvalidInput",
+    "MethodNotAllowed",
+    "NotFound",
+    "OutcomeInDoubt",
+    "OutcomeUnknown",
+    "PayloadTooLarge",
+    "SesRefused",
+    "SesmailError",
+    "StoreUnavailable",
+    "Unauthorized",
+    "Unavailable",
+    "status_for_ses_code",
+]
+
+
+class SesmailError(Exception):
+    """Base: rendered as {"Error": {"Code", "Message", "Field"?}, "RequestId"} with STATUS."""
+
+    STATUS = 400
+    CODE = "InvalidParameter"
+    OUTCOME: str | None = None  # "NotSent" / "Unknown" on 5xx, so a caller knows whether to retry
+
+    def __init__(self, message: str, field: str | None = None, code: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = code or self.CODE
+        self.status = self.STATUS
+        self.retry_after = retry_after
+
+    def to_error(self) -> dict:
+        error = {"Code": self.code, "Message": self.message}
+        if self.field:
+            error["Field"] = self.field
+        if self.OUTCOME and self.status >= 500:
+            error["Outcome"] = self.OUTCOME
+        return error
+
+
+class InvalidInput(SesmailError):
+    """The payload breaks an SES rule; `code` is SES's own code for that rule."""
+
+
+class Unauthorized(SesmailError):
+    STATUS = 401
+    CODE = "AuthFailure.InvalidAuthorization"
+
+
+class Forbidden(SesmailError):
+    STATUS = 403
+    CODE = "AuthFailure.UnauthorizedOperation"
+
+
+class NotFound(SesmailError):
+    STATUS = 404
+    CODE = "ResourceNotFound"
+
+
+class MethodNotAllowed(SesmailError):
+    STATUS = 405
+    CODE = "UnsupportedOperation"
+
+
+class IdempotencyConflict(SesmailError):
+    """The Idempotency-Key was used before with another body."""
+
+    STATUS = 409
+    CODE = "ResourceInUse.IdempotencyKeyReused"
+
+
+class IdempotencyInFlight(SesmailError):
+    """The first request with this Idempotency-Key is still running: retry after a while."""
+
+    STATUS = 409
+    CODE = "ResourceInUse.IdempotencyKeyInFlight"
+
+
+class PayloadTooLarge(SesmailError):
+    STATUS = 413
+    CODE = "RequestSizeLimitExceeded"
+
+
+class InternalFailure(SesmailError):
+    """A bug of ours: logged by type, answered without detail."""
+
+    STATUS = 500
+    CODE = "InternalError"
+
+
+class Unavailable(SesmailError):
+    """SES could not be reached, or refused for a reason that provably did not send: safe to retry."""
+
+    STATUS = 503
+    CODE = "ResourceUnavailable"
+    OUTCOME = "NotSent"
+
+
+class StoreUnavailable(Unavailable):
+    CODE = "ResourceUnavailable.Store"
+
+
+class OutcomeUnknown(SesmailError):
+    """SES may or may not have sent: SendEmail is not idempotent, so this is never retried blindly.
+
+    The Idempotency-Key (if any) stays "in doubt"; repeating the request with the same key resolves
+    the doubt through GetSendEmailStatus before anything is sent again.
+    """
+
+    STATUS = 503
+    CODE = "InternalError.OutcomeUnknown"
+    OUTCOME = "Unknown"
+
+
+class OutcomeInDoubt(OutcomeUnknown):
+    """A repeat of an in-doubt request came before SES's status index could settle the question."""
+
+    CODE = "ResourceInUse.OutcomeInDoubt"
+
+
+class SesRefused(SesmailError):
+    """SES answered with an error that did not send the mail; its code is passed through."""
+
+    OUTCOME = "NotSent"
+
+    def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status = status_for_ses_code(code)
+        self.ses_request_id = request_id
+
+
+# SES (and Tencent Cloud common) error code prefix -> HTTP status for the caller. Longest prefix
+# wins. Credential and CAM failures are ours, not the caller's, hence 502: the operator must fix
+# the function's run role. Source of the codes: SES error code list (seed 000, SDK errorcodes.py).
+_STATUS_BY_CODE_PREFIX = {
+    "AuthFailure": 502,
+    "UnauthorizedOperation": 502,
+    "InvalidParameter": 400,
+    "InvalidParameterValue": 400,
+    "MissingParameter": 400,
+    "UnknownParameter": 400,
+    "UnsupportedOperation": 400,
+    "FailedOperation": 400,
+    "FailedOperation.EmailAddrInBlacklist": 403,
+    "FailedOperation.ReceiverHasUnsubscribed": 403,
+    "FailedOperation.RejectedByRecipients": 403,
+    "FailedOperation.NoAttachPermission": 403,
+    "FailedOperation.HighRejectionRate": 403,
+    "FailedOperation.TemporaryBlocked": 403,
+    "FailedOperation.InsufficientBalance": 403,
+    "FailedOperation.InsufficientQuota": 403,
+    "FailedOperation.NotAuthenticatedSender": 403,
+    "FailedOperation.WithOutPermission": 403,
+    "FailedOperation.FrequencyLimit": 429,
+    "FailedOperation.ExceedSendLimit": 429,
+    "FailedOperation.ServiceNotAvailable": 503,
+    "OperationDenied": 403,
+    "LimitExceeded": 429,
+    "RequestLimitExceeded": 429,
+    "ResourceNotFound": 404,
+    "ResourceUnavailable": 503,
+    "ResourceInsufficient": 503,
+    "ServiceUnavailable": 503,
+    "InternalError": 503,
+}
+
+
+def status_for_ses_code(code: str) -> int:
+    probe = code
+    while probe:
+        status = _STATUS_BY_CODE_PREFIX.get(probe)
+        if status is not None:
+            return status
+        probe = probe.rpartition(".")[0]
+    return 502

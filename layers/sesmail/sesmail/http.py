@@ -1,0 +1,175 @@
+"""HTTP plumbing shared by the functions: routing, API-key auth, responses (SPEC 3.2).
+
+A function declares its few routes as data and hands every event to `App.handle`. Responses use
+the integrated-response shape both Function URLs and API Gateway accept. Errors use Tencent
+Cloud's vocabulary, so a caller sees the same code whether this layer or SES refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+import time
+import uuid
+from typing import Any, Callable
+
+from . import config, envelopes, log
+from .errors import InternalFailure, MethodNotAllowed, NotFound, SesmailError, Unauthorized
+
+__all__ = ["App", "Call", "Response", "Route", "error_response", "response"]
+
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def response(status: int, body: dict, headers: dict | None = None) -> dict:
+    out_headers = dict(JSON_HEADERS)
+    if headers:
+        out_headers.update(headers)
+    return {"isBase64Encoded": False, "statusCode": status, "headers": out_headers,
+            "body": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
+
+
+def error_response(error: SesmailError, request_id: str) -> dict:
+    headers = {"X-Request-Id": request_id}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(error.retry_after)))
+    return response(error.status, {"Error": error.to_error(), "RequestId": request_id}, headers)
+
+
+class Response:
+    """What a route returns: a status, a JSON body and extra headers."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, body: dict, headers: dict | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+class Call:
+    """One invocation as a route sees it: the request, settings, deadline and caller."""
+
+    __slots__ = ("client", "deadline", "direct_payload", "params", "request", "request_id", "settings",
+                 "trusted")
+
+    def __init__(self, request: envelopes.Request | None, settings: config.Settings,
+                 deadline: Any, request_id: str) -> None:
+        self.request = request
+        self.settings = settings
+        self.deadline = deadline
+        self.request_id = request_id
+        self.params: dict[str, str] = {}
+        self.client = config.DEFAULT_CLIENT
+        self.trusted = False  # a direct invocation: SCF's CAM already authorised the caller
+        self.direct_payload: Any = None
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name) if self.request else None
+
+    def payload(self) -> Any:
+        """The JSON payload: the parsed body, or the event itself for a direct invocation."""
+        if self.request is None:
+            return self.direct_payload
+        return envelopes.parse_json_body(self.request.body)
+
+
+class Route:
+    """`GET /messages/{MessageId}` -> handler(call); `public` routes skip the API key."""
+
+    def __init__(self, method: str, pattern: str, handler: Callable[[Call], Response], public: bool = False):
+        self.method = method
+        self.pattern = pattern
+        self.handler = handler
+        self.public = public
+        self.regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/") + "/?$")
+
+
+def _authenticate(call: Call) -> None:
+    """API key from `Authorization: Bearer <key>` or `X-Api-Key: <key>`, compared in constant time
+    against every configured key (SPEC 3.1: none configured means every request is refused)."""
+    supplied = call.header("x-api-key")
+    if supplied is None:
+        scheme, _, token = (call.header("authorization") or "").partition(" ")
+        supplied = token.strip() if scheme.lower() == "bearer" else None
+    if not supplied:
+        raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-Api-Key")
+    client = None
+    candidate = supplied.encode("utf-8", "surrogatepass")
+    for key, owner in call.settings.api_keys.items():
+        if hmac.compare_digest(candidate, key.encode("utf-8")) and client is None:
+            client = owner
+    if client is None:
+        raise Unauthorized("the API key is not valid")
+    call.client = client
+
+
+class App:
+    """A function's routes and the one entry point SCF calls."""
+
+    def __init__(self, function_file: str, name: str, routes: list[Route], direct: Route | None = None):
+        self.function_dir = os.path.dirname(os.path.abspath(function_file))
+        self.name = name
+        self.routes = routes
+        self.direct = direct  # the route a direct invocation (SCF Invoke API) takes, if any
+
+    def _match(self, request: envelopes.Request) -> tuple[Route, dict]:
+        allowed = []
+        for route in self.routes:
+            match = route.regex.match(request.path)
+            if match:
+                if route.method == request.method or (request.method == "HEAD" and route.method == "GET"):
+                    return route, match.groupdict()
+                allowed.append(route.method)
+        if allowed:
+            raise MethodNotAllowed(f"{request.method} is not supported on this path; allowed: "
+                                   + ", ".join(sorted(set(allowed))))
+        raise NotFound("no such route")
+
+    def handle(self, event: Any, context: Any) -> dict:
+        from .ses import Deadline
+
+        started = time.monotonic()
+        context = context if isinstance(context, dict) else {}
+        request_id = str(context.get("request_id") or "") or str(uuid.uuid4())
+        route_name = "-"
+        status = 500
+        code = None
+        try:
+            settings = config.load(self.function_dir)
+            deadline = Deadline(context.get("time_limit_in_ms") or settings.default_time_limit_ms, started)
+            kind = envelopes.kind(event)
+            if kind == "http":
+                request = envelopes.Request.from_http_event(event)
+                if request.request_id and not context.get("request_id"):
+                    request_id = request.request_id
+                call = Call(request, settings, deadline, request_id)
+                route, call.params = self._match(request)
+                route_name = f"{route.method} {route.pattern}"
+                if not route.public:
+                    _authenticate(call)
+            elif kind == "direct" and self.direct is not None:
+                route = self.direct
+                route_name = f"invoke {route.pattern}"
+                call = Call(None, settings, deadline, request_id)
+                call.trusted = True
+                call.direct_payload = event
+            else:
+                raise NotFound(f"this function does not take {kind} events")
+            result = route.handler(call)
+            status = result.status
+            headers = {"X-Request-Id": request_id}
+            headers.update(result.headers)
+            body = dict(result.body)
+            body.setdefault("RequestId", request_id)
+            return response(status, body, headers)
+        except SesmailError as exc:
+            status, code = exc.status, exc.code
+            return error_response(exc, request_id)
+        except Exception as exc:  # a bug: logged by type, never with the payload
+            code = "InternalError"
+            log.error("unhandled error", Error=type(exc).__name__, RequestId=request_id)
+            return error_response(InternalFailure("internal error"), request_id)
+        finally:
+            log.info("request", RequestId=request_id, Function=self.name, Route=route_name, Status=status,
+                     Code=code, Millis=round((time.monotonic() - started) * 1000, 2))

@@ -1,0 +1,528 @@
+"""SES limits and payload validation: one declarative description per payload.
+
+Each payload (SendEmail now; BatchSendEmail later) is declared once as a tree of field specs. The
+same tree is compiled into nested closures that validate a payload (a few microseconds: no
+schema library, nothing recompiled per call) and rendered as JSON Schema and as the rule table in
+the README, so the documentation cannot drift from what is enforced.
+
+Every refusal names the field (`Destination[3]`, `Attachments[0].Content`) and the rule, carries
+SES's own error code where SES has one, and never echoes the value.
+Sources: SendEmail (seed 000), SDK models and errorcodes (tencent-facts.md 2-3), SPEC 3.3.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any, Callable
+
+from .errors import InvalidInput
+
+__all__ = [
+    "SEND_EMAIL",
+    "Address",
+    "Attachments",
+    "Int",
+    "JsonObject",
+    "List",
+    "Object",
+    "Str",
+    "json_schema",
+    "rule_table",
+    "validate_send_email",
+]
+
+# SES limits (SendEmail seed 000, SDK model docstrings).
+MAX_TO = 50
+MAX_CC = 20
+MAX_BCC = 20
+MAX_ATTACHMENTS = 10
+MAX_ATTACHMENT_BYTES = 4 * 1024 * 1024  # total, before base64 (the request itself is capped at 8 MB)
+MAX_FILE_NAME = 255
+SUBJECT_MIN, SUBJECT_MAX = 1, 100
+INT64_MAX = 2**63 - 1
+UNSUBSCRIBE_CODES = tuple(str(n) for n in range(13))  # "0".."12" in the current SDK
+
+Check = Callable[[Any, str], Any]
+
+# An address as SES accepts it: ASCII dot-atom local part and a dotted domain (IDNs in punycode).
+_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+# `Alias <address>`: SES wants one space before `<` and no colon in the alias.
+_NAMED = re.compile(r'([^<>:"\r\n]*[^<>:"\r\n ]) <([^<>\s]+)>')
+_BAD_FILE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def _refuse(code: str, path: str, rule: str) -> InvalidInput:
+    return InvalidInput(f"{path or 'the body'} {rule}", field=path or None, code=code)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+class Spec:
+    """A field's rule: `compile()` gives the checker, `schema()` the JSON Schema, `rules` the docs."""
+
+    description = ""
+    rules: tuple[tuple[str, str], ...] = ()  # (rule text, error code) for the README table
+
+    def compile(self) -> Check:
+        raise NotImplementedError
+
+    def schema(self) -> dict:
+        raise NotImplementedError
+
+
+class Str(Spec):
+    """A string of bounded length; `header=True` forbids CR/LF (it ends up in a mail header)."""
+
+    def __init__(self, description: str, min_len: int = 0, max_len: int | None = None,
+                 length_code: str = "InvalidParameterValue", header: bool = True,
+                 choices: tuple[str, ...] | None = None, choice_code: str = "InvalidParameterValue",
+                 accept_int: bool = False) -> None:
+        self.description = description
+        self.min_len, self.max_len, self.length_code = min_len, max_len, length_code
+        self.header, self.choices, self.choice_code, self.accept_int = header, choices, choice_code, accept_int
+        rules = [("a string", "InvalidParameter")]
+        if max_len is not None:
+            rules.append((f"{min_len} to {max_len} characters", length_code))
+        elif min_len:
+            rules.append(("not empty", length_code))
+        if header:
+            rules.append(("no CR or LF (it is a mail header)", "InvalidParameterValue.HeaderLineBreak"))
+        if choices:
+            rules.append((f"one of \"{choices[0]}\"-\"{choices[-1]}\"", choice_code))
+        self.rules = tuple(rules)
+
+    def compile(self) -> Check:
+        low, high, length_code = self.min_len, self.max_len, self.length_code
+        header, choices, choice_code, accept_int = self.header, self.choices, self.choice_code, self.accept_int
+
+        def check(value, path):
+            if accept_int and type(value) is int:
+                value = str(value)
+            if not isinstance(value, str):
+                raise _refuse("InvalidParameter", path, "must be a string")
+            if not low <= len(value) <= (high if high is not None else len(value)):
+                rule = f"must be {low} to {high} characters" if high is not None else "must not be empty"
+                raise _refuse(length_code, path, rule)
+            if header and ("\r" in value or "\n" in value):
+                raise _refuse("InvalidParameterValue.HeaderLineBreak", path,
+                              "must not contain CR or LF (it becomes a mail header)")
+            if choices is not None and value not in choices:
+                raise _refuse(choice_code, path, f"must be one of \"{choices[0]}\" to \"{choices[-1]}\"")
+            return value
+
+        return check
+
+    def schema(self) -> dict:
+        out: dict = {"type": "string", "description": self.description}
+        if self.min_len:
+            out["minLength"] = self.min_len
+        if self.max_len is not None:
+            out["maxLength"] = self.max_len
+        if self.header:
+            out["pattern"] = "^[^\\r\\n]*$"
+        if self.choices:
+            out["enum"] = list(self.choices)
+        return out
+
+
+class Disused(Spec):
+    """A field SES still lists but no longer serves; a cross-field check refuses it by name."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def compile(self) -> Check:
+        return lambda value, path: value
+
+    def schema(self) -> dict:
+        return {"description": self.description, "deprecated": True}
+
+
+class Int(Spec):
+    """An integer in [low, high]; a string of digits is accepted too (SES's own examples quote IDs)."""
+
+    def __init__(self, description: str, low: int, high: int, code: str = "InvalidParameterValue") -> None:
+        self.description, self.low, self.high, self.code = description, low, high, code
+        self.rules = (("an integer (or a string of digits)", "InvalidParameter"),
+                      (f"between {low} and {high}", code))
+
+    def compile(self) -> Check:
+        low, high, code = self.low, self.high, self.code
+
+        def check(value, path):
+            if type(value) is str and value.isdigit() and value.isascii() and len(value) <= 20:
+                value = int(value)
+            if type(value) is not int:  # bool is an int subclass: refused here on purpose
+                raise _refuse("InvalidParameter", path, "must be an integer")
+            if not low <= value <= high:
+                raise _refuse(code, path, f"must be between {low} and {high}")
+            return value
+
+        return check
+
+    def schema(self) -> dict:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high, "description": self.description}
+
+
+class Address(Spec):
+    """One address; `named=True` also takes `Alias <address>` (senders and From headers)."""
+
+    def __init__(self, description: str, code: str, named: bool = False) -> None:
+        self.description, self.code, self.named = description, code, named
+        form = "an address or `Alias <address>`" if named else "a well-formed address"
+        self.rules = ((form + ", at most 254 characters", code),)
+
+    def compile(self) -> Check:
+        code, named = self.code, self.named
+        fullmatch, named_match = _ADDRESS.fullmatch, _NAMED.fullmatch
+
+        def check(value, path):
+            if not isinstance(value, str):
+                raise _refuse("InvalidParameter", path, "must be a string")
+            if not value:
+                raise _refuse("InvalidParameterValue.EmailAddressIsNULL", path, "must not be empty")
+            address = value
+            if named and value.endswith(">"):
+                match = named_match(value)
+                address = match.group(2) if match else ""
+            if len(address) > 254 or not fullmatch(address) or len(address.partition("@")[0]) > 64:
+                raise _refuse(code, path, "is not a well-formed email address"
+                              + (" (or `Alias <address>`)" if named else ""))
+            return value
+
+        return check
+
+    def schema(self) -> dict:
+        return {"type": "string", "maxLength": 254 if not self.named else 512, "description": self.description}
+
+
+class List(Spec):
+    def __init__(self, description: str, item: Spec, max_items: int, max_code: str,
+                 min_items: int = 0, min_code: str = "InvalidParameterValue") -> None:
+        self.description, self.item = description, item
+        self.max_items, self.max_code, self.min_items, self.min_code = max_items, max_code, min_items, min_code
+        rules = [(f"at most {max_items} items", max_code)]
+        if min_items:
+            rules.insert(0, (f"at least {min_items} item", min_code))
+        self.rules = (("a list", "InvalidParameter"), *rules)
+
+    def compile(self) -> Check:
+        item = self.item.compile()
+        low, high, low_code, high_code = self.min_items, self.max_items, self.min_code, self.max_code
+
+        def check(value, path):
+            if not isinstance(value, list):
+                raise _refuse("InvalidParameter", path, "must be a list")
+            if len(value) > high:
+                raise _refuse(high_code, path, f"has more than {high} items")
+            if len(value) < low:
+                raise _refuse(low_code, path, f"must have at least {low} item")
+            return [item(entry, f"{path}[{index}]") for index, entry in enumerate(value)]
+
+        return check
+
+    def schema(self) -> dict:
+        out = {"type": "array", "items": self.item.schema(), "maxItems": self.max_items,
+               "description": self.description}
+        if self.min_items:
+            out["minItems"] = self.min_items
+        return out
+
+
+class JsonObject(Spec):
+    """SES's TemplateData: a string holding a JSON object; an object is accepted and serialised."""
+
+    def __init__(self, description: str, code: str = "FailedOperation.WrongContentJson") -> None:
+        self.description, self.code = description, code
+        self.rules = (("a JSON object, or a string holding one", code),)
+
+    def compile(self) -> Check:
+        code = self.code
+
+        def check(value, path):
+            if isinstance(value, dict):
+                return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            if isinstance(value, str):
+                try:
+                    if isinstance(json.loads(value), dict):
+                        return value
+                except (ValueError, RecursionError):
+                    pass
+            raise _refuse(code, path, "must be a JSON object (or a string holding one)")
+
+        return check
+
+    def schema(self) -> dict:
+        return {"oneOf": [{"type": "object"}, {"type": "string", "contentMediaType": "application/json"}],
+                "description": self.description}
+
+
+class CrossCheck:
+    """A rule across fields: `run(payload, path)` raises InvalidInput; field/rule/code document it."""
+
+    def __init__(self, field: str, rule: str, code: str, run: Callable[[dict, str], None]) -> None:
+        self.field, self.rule, self.code, self.run = field, rule, code, run
+
+
+class Object(Spec):
+    """Named fields, some required; unknown fields refused; cross-field `checks` run last."""
+
+    def __init__(self, description: str, fields: dict[str, tuple[Spec, bool]],
+                 checks: tuple[CrossCheck, ...] = (),
+                 missing_code: str = "MissingParameter") -> None:
+        self.description, self.fields, self.checks, self.missing_code = description, fields, checks, missing_code
+        self.rules = (("an object; unknown fields refused", "UnknownParameter"),)
+
+    def compile(self) -> Check:
+        compiled = {name: spec.compile() for name, (spec, _) in self.fields.items()}
+        required = tuple(name for name, (_, needed) in self.fields.items() if needed)
+        checks, missing_code = tuple(cross.run for cross in self.checks), self.missing_code
+
+        def check(value, path):
+            if not isinstance(value, dict):
+                raise _refuse("InvalidParameter", path, "must be a JSON object")
+            out = {}
+            for name, entry in value.items():
+                field_check = compiled.get(name)
+                if field_check is None:
+                    raise _refuse("UnknownParameter", _join(path, str(name)), "is not a known field")
+                if entry is not None:  # JSON null reads as "not given", as the SDK serialises it
+                    out[name] = field_check(entry, _join(path, name))
+            for name in required:
+                if name not in out:
+                    raise _refuse(missing_code, _join(path, name), "is required")
+            for cross_check in checks:
+                cross_check(out, path)
+            return out
+
+        return check
+
+    def schema(self) -> dict:
+        return {
+            "type": "object",
+            "description": self.description,
+            "properties": {name: spec.schema() for name, (spec, _) in self.fields.items()},
+            "required": [name for name, (_, needed) in self.fields.items() if needed],
+            "additionalProperties": False,
+        }
+
+
+class Attachments(List):
+    """Attachments: count, file names and base64 per item; total decoded size across items."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.rules = (*self.rules, (f"at most {MAX_ATTACHMENT_BYTES} bytes in total, decoded",
+                                    "FailedOperation.AttachContentToolarge"))
+
+    def compile(self) -> Check:
+        items = super().compile()
+
+        def check(value, path):
+            attachments = items(value, path)
+            total = 0
+            for index, attachment in enumerate(attachments):
+                try:
+                    total += len(base64.b64decode(attachment["Content"], validate=True))
+                except (binascii.Error, ValueError) as exc:
+                    raise _refuse("InvalidParameterValue.AttachContentIsWrong",
+                                  f"{path}[{index}].Content", "is not valid base64") from exc
+            if total > MAX_ATTACHMENT_BYTES:
+                raise _refuse("FailedOperation.AttachContentToolarge", path,
+                              f"exceed {MAX_ATTACHMENT_BYTES} bytes in total before base64")
+            return attachments
+
+        return check
+
+
+def _file_name(value, path):
+    if _BAD_FILE_NAME.search(value):
+        raise _refuse("FailedOperation.InvalidAttachName", path,
+                      "must not contain control characters, path separators or any of :*?\"<>|")
+
+
+class _Checked(Str):
+    """A string spec with one extra rule function."""
+
+    def __init__(self, description: str, extra: Callable[[str, str], None], rule: tuple[str, str],
+                 **kwargs) -> None:
+        super().__init__(description, **kwargs)
+        self.extra = extra
+        self.rules = (*self.rules, rule)
+
+    def compile(self) -> Check:
+        base, extra = super().compile(), self.extra
+
+        def check(value, path):
+            value = base(value, path)
+            extra(value, path)
+            return value
+
+        return check
+
+
+def _smtp_headers(value, path):
+    """SmtpHeaders: SES takes a string of extra headers; we accept a JSON object of
+    name -> value (or that object as a string), every name and value free of CR/LF."""
+    try:
+        headers = json.loads(value)
+    except ValueError:
+        headers = None
+    if not isinstance(headers, dict) or not all(
+            isinstance(v, str) and "\r" not in k and "\n" not in k and "\r" not in v and "\n" not in v
+            for k, v in headers.items()):
+        raise _refuse("InvalidParameterValue", path,
+                      "must be a JSON object of header name -> string value, without CR or LF")
+
+
+class _HeadersJson(JsonObject):
+    def compile(self) -> Check:
+        base = super().compile()
+
+        def check(value, path):
+            value = base(value, path)
+            _smtp_headers(value, path)
+            return value
+
+        return check
+
+
+def _template_reference(template: dict, path: str) -> None:
+    has_id, has_name = "TemplateID" in template, "TemplateName" in template
+    if has_id == has_name:
+        raise _refuse("MissingParameter" if not has_id else "InvalidParameter",
+                      _join(path, "TemplateID"), "or TemplateName is required, and not both")
+    template.setdefault("TemplateData", "{}")
+
+
+def _bcc_not_in_destination(payload: dict, path: str) -> None:
+    bcc = payload.get("Bcc")
+    if bcc:
+        to = {address.lower() for address in payload.get("Destination", ())}
+        for index, address in enumerate(bcc):
+            if address.lower() in to:
+                raise _refuse("InvalidParameterValue.ReceiverEmailInvalid", f"Bcc[{index}]",
+                              "is also in Destination (SES refuses an address in both)")
+
+
+def _template_not_simple(payload: dict, path: str) -> None:
+    if "Simple" in payload:
+        raise _refuse("FailedOperation.WithOutPermission", "Simple",
+                      "is disused by SES: send with a Template")
+    if "Template" not in payload:
+        raise _refuse("MissingParameter", "Template", "is required (SES sends templated mail only)")
+
+
+_RECIPIENT = Address("recipient address", "InvalidParameterValue.ReceiverEmailInvalid")
+
+TEMPLATE = Object(
+    "The approved SES template and its variables.",
+    {
+        "TemplateID": (Int("SES template ID", 1, INT64_MAX, "FailedOperation.InvalidTemplateID"), False),
+        "TemplateName": (Str("name resolved to a TemplateID through the config file's Templates map",
+                             min_len=1, max_len=255, length_code="InvalidParameterValue.TemplateNotExist"),
+                         False),
+        "TemplateData": (JsonObject("variables of the template; `{}` when omitted"), False),
+    },
+    checks=(CrossCheck("TemplateID", "TemplateID or TemplateName, exactly one",
+                       "MissingParameter / InvalidParameter", _template_reference),),
+)
+
+ATTACHMENT = Object(
+    "One attachment.",
+    {
+        "FileName": (_Checked("file name shown to the recipient", _file_name,
+                              ("no control characters, path separators or :*?\"<>|",
+                               "FailedOperation.InvalidAttachName"),
+                              min_len=1, max_len=MAX_FILE_NAME, length_code="FailedOperation.InvalidAttachName"),
+                     True),
+        "Content": (Str("the file, base64-encoded", min_len=1, header=False,
+                        length_code="InvalidParameterValue.AttachContentIsWrong"), True),
+    },
+)
+
+SEND_EMAIL = Object(
+    "SES SendEmail, with SES's own field names (API 2020-10-02).",
+    {
+        "FromEmailAddress": (Address("sender; may be omitted when SESMAIL_DEFAULT_SENDER is set",
+                                     "FailedOperation.IncorrectSender", named=True), False),
+        "Destination": (List("To recipients (all see each other)", _RECIPIENT, MAX_TO,
+                             "FailedOperation.TooManyRecipients", min_items=1,
+                             min_code="InvalidParameterValue.EmailAddressIsNULL"), True),
+        "Cc": (List("Cc recipients", _RECIPIENT, MAX_CC, "FailedOperation.TooManyRecipients"), False),
+        "Bcc": (List("Bcc recipients; none may also be in Destination", _RECIPIENT, MAX_BCC,
+                     "FailedOperation.TooManyRecipients"), False),
+        "Subject": (Str("subject", min_len=SUBJECT_MIN, max_len=SUBJECT_MAX,
+                        length_code="InvalidParameterValue.SubjectLengthError"), True),
+        "ReplyToAddresses": (Address("reply-to address", "FailedOperation.IncorrectEmail", named=True), False),
+        "Template": (TEMPLATE, False),
+        "Simple": (Disused("disused by SES: always refused"), False),
+        "Attachments": (Attachments("attachments", ATTACHMENT, MAX_ATTACHMENTS,
+                                    "FailedOperation.TooManyAttachments"), False),
+        "Unsubscribe": (Str("unsubscribe link language, \"0\" (none) to \"12\"", choices=UNSUBSCRIBE_CODES,
+                            accept_int=True, header=False), False),
+        "TriggerType": (Int("0 marketing (default), 1 transactional", 0, 1), False),
+        "HeaderFrom": (Address("From header, best in the sender's domain", "FailedOperation.IncorrectSender",
+                               named=True), False),
+        "SmtpMessageId": (Str("Message-ID header", min_len=1, max_len=255), False),
+        "SmtpHeaders": (_HeadersJson("extra headers: a JSON object of name -> value",
+                                     code="InvalidParameterValue"), False),
+    },
+    checks=(
+        CrossCheck("Template", "required; `Simple` is disused by SES", "MissingParameter / "
+                   "FailedOperation.WithOutPermission", _template_not_simple),
+        CrossCheck("Bcc[]", "no address also in Destination", "InvalidParameterValue.ReceiverEmailInvalid",
+                   _bcc_not_in_destination),
+    ),
+)
+
+_send_email = SEND_EMAIL.compile()
+
+
+def validate_send_email(payload: Any, default_sender: str | None = None,
+                        templates: dict[str, int] | None = None) -> dict:
+    """A SendEmail payload checked and normalised into the parameters SES takes, or InvalidInput."""
+    params = _send_email(payload, "")
+    if "FromEmailAddress" not in params:
+        if not default_sender:
+            raise _refuse("MissingParameter", "FromEmailAddress",
+                          "is required (no SESMAIL_DEFAULT_SENDER is configured)")
+        params["FromEmailAddress"] = default_sender
+    template = params["Template"]
+    name = template.pop("TemplateName", None)
+    if name is not None:
+        template_id = (templates or {}).get(name)
+        if template_id is None:
+            raise _refuse("InvalidParameterValue.TemplateNotExist", "Template.TemplateName",
+                          "names no template in the config file's Templates map")
+        template["TemplateID"] = template_id
+    return params
+
+
+def json_schema(spec: Spec) -> dict:
+    """JSON Schema of a payload, for the OpenAPI document."""
+    return spec.schema()
+
+
+def rule_table(spec: Object, path: str = "") -> list[tuple[str, str, str]]:
+    """(field, rule, code) rows describing a payload, nested objects flattened, for the README."""
+    rows: list[tuple[str, str, str]] = [(path or "(body)", rule, code) for rule, code in spec.rules]
+    for name, (field, required) in spec.fields.items():
+        where = _join(path, name)
+        if required:
+            rows.append((where, "required", spec.missing_code))
+        child = field.item if isinstance(field, List) else field
+        if child is not field or not isinstance(field, Object):
+            rows.extend((where, rule, code) for rule, code in field.rules)
+        if isinstance(child, Object):
+            rows.extend(rule_table(child, where + ("[]" if child is not field else "")))
+    rows.extend((_join(path, cross.field), cross.rule, cross.code) for cross in spec.checks)
+    return rows

@@ -1,0 +1,1 @@
+"""Local stack: SES emulator and function gateway for development and tests."""
