@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export PYTHONPATH := layers/sesmail:.
 
-.PHONY: dev test lint unit bench layer clean
+.PHONY: dev test lint unit bench layer clean docs
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,3 +35,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+
+## layer: the layer zip for SCF (Linux x86_64, Python $(RUNTIME)); prints its size
+RUNTIME ?= 3.9
+layer: $(STAMP)
+	$(BIN)/python layers/sesmail/build.py --python-version $(RUNTIME)
+
+## docs: regenerate the README's generated tables
+docs: $(STAMP)
+	$(BIN)/python -m local.docs

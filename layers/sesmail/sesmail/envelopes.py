@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any, Callable
 
 import jmespath
@@ -30,6 +31,7 @@ __all__ = [
     "Request",
     "extract",
     "kind",
+    "loads",
     "parse_json_body",
 ]
 
@@ -86,6 +88,16 @@ def _closure(node: dict) -> Callable[[object], object] | None:
     if kind == "field":
         name = node["value"]
         return lambda value: value.get(name) if isinstance(value, dict) else None
+    if kind == "subexpression" and all(child["type"] == "field" for child in children):
+        names = tuple(child["value"] for child in children)
+
+        def path(value):
+            for name in names:
+                if not isinstance(value, dict):
+                    return None
+                value = value.get(name)
+            return value
+        return path
     if kind == "subexpression":
         def chain(value, steps=parts):
             for step in steps:
@@ -164,13 +176,51 @@ class Request:
         return cls(method, path, headers, query, body, facts["SourceIp"], facts["RequestId"])
 
 
+def _no_constant(name: str):
+    # Python's json accepts NaN and Infinity; JSON (and SES) does not.
+    raise ValueError(f"{name} is not JSON")
+
+
+_decode = json.JSONDecoder(parse_constant=_no_constant).decode
+# A \uD800-\uDFFF escape may be half of a surrogate pair, or an unpaired one that no UTF-8
+# encoder (nor SES) accepts; only bodies that have one are walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def loads(text: str):
+    """Strict JSON: ValueError for NaN/Infinity and for unpaired surrogates."""
+    value = _decode(text)
+    if _SURROGATE_ESCAPE.search(text):
+        _check_text(value)
+    return value
+
+
+def _check_text(value) -> None:
+    if isinstance(value, str):
+        value.encode("utf-8")  # UnicodeEncodeError (a ValueError) on an unpaired surrogate
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
+
+
 def parse_json_body(body: str | None):
     """The body as JSON; refused with the codes of SPEC 3.2 when it is empty or not JSON."""
     if not body:
         raise InvalidInput("the request body is empty; a JSON object is expected",
                            code="MissingParameter")
     try:
-        return json.loads(body)
+        body.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("the request body is not valid UTF-8 text", code="InvalidParameter.BodyEncoding") from exc
+    try:
+        return loads(body)
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("the request body has an unpaired UTF-16 surrogate escape",
+                           code="InvalidParameter.BodyEncoding") from exc
     except ValueError as exc:
         raise InvalidInput("the request body is not valid JSON", code="InvalidParameter.JsonParseError") from exc
     except RecursionError as exc:

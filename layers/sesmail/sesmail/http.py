@@ -17,18 +17,20 @@ from typing import Any, Callable
 
 from . import config, envelopes, log
 from .errors import InternalFailure, MethodNotAllowed, NotFound, SesmailError, Unauthorized
+from .ses import Deadline
 
 __all__ = ["App", "Call", "Response", "Route", "error_response", "response"]
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+# One encoder for every response: json.dumps with options builds a new encoder per call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def response(status: int, body: dict, headers: dict | None = None) -> dict:
     out_headers = dict(JSON_HEADERS)
     if headers:
         out_headers.update(headers)
-    return {"isBase64Encoded": False, "statusCode": status, "headers": out_headers,
-            "body": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
+    return {"isBase64Encoded": False, "statusCode": status, "headers": out_headers, "body": _encode(body)}
 
 
 def error_response(error: SesmailError, request_id: str) -> dict:
@@ -88,10 +90,10 @@ class Route:
 def _authenticate(call: Call) -> None:
     """API key from `Authorization: Bearer <key>` or `X-Api-Key: <key>`, compared in constant time
     against every configured key (SPEC 3.1: none configured means every request is refused)."""
-    supplied = call.header("x-api-key")
-    if supplied is None:
+    supplied = (call.header("x-api-key") or "").strip()
+    if not supplied:
         scheme, _, token = (call.header("authorization") or "").partition(" ")
-        supplied = token.strip() if scheme.lower() == "bearer" else None
+        supplied = token.strip() if scheme.lower() == "bearer" else ""
     if not supplied:
         raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-Api-Key")
     client = None
@@ -127,8 +129,6 @@ class App:
         raise NotFound("no such route")
 
     def handle(self, event: Any, context: Any) -> dict:
-        from .ses import Deadline
-
         started = time.monotonic()
         context = context if isinstance(context, dict) else {}
         request_id = str(context.get("request_id") or "") or str(uuid.uuid4())

@@ -35,7 +35,7 @@ MAX_KEY_LENGTH = 255
 def fingerprint(payload: Any) -> str:
     """The body as parsed JSON, canonicalised: key order and whitespace do not make a new body."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_key(key: str) -> str:

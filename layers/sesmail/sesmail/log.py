@@ -13,6 +13,7 @@ import time
 __all__ = ["bind", "error", "info", "mask", "warning"]
 
 _context: dict = {}
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def bind(**fields) -> None:
@@ -35,7 +36,7 @@ def _write(level: str, message: str, fields: dict) -> None:
     record = {"Time": round(time.time(), 3), "Level": level, "Message": message}
     record.update(_context)
     record.update(fields)
-    sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(_encode(record) + "\n")
 
 
 def info(message: str, **fields) -> None:

@@ -18,6 +18,7 @@ import json
 import re
 from typing import Any, Callable
 
+from .envelopes import loads
 from .errors import InvalidInput
 
 __all__ = [
@@ -46,6 +47,7 @@ INT64_MAX = 2**63 - 1
 UNSUBSCRIBE_CODES = tuple(str(n) for n in range(13))  # "0".."12" in the current SDK
 
 Check = Callable[[Any, str], Any]
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 # An address as SES accepts it: ASCII dot-atom local part and a dotted domain (IDNs in punycode).
 _ADDRESS = re.compile(
@@ -178,7 +180,8 @@ class Address(Spec):
     def __init__(self, description: str, code: str, named: bool = False) -> None:
         self.description, self.code, self.named = description, code, named
         form = "an address or `Alias <address>`" if named else "a well-formed address"
-        self.rules = ((form + ", at most 254 characters", code),)
+        self.rules = (("a string", "InvalidParameter"), ("not empty", "InvalidParameterValue.EmailAddressIsNULL"),
+                      (form + ", at most 254 characters", code))
 
     def compile(self) -> Check:
         code, named = self.code, self.named
@@ -248,14 +251,13 @@ class JsonObject(Spec):
         code = self.code
 
         def check(value, path):
-            if isinstance(value, dict):
-                return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-            if isinstance(value, str):
-                try:
-                    if isinstance(json.loads(value), dict):
-                        return value
-                except (ValueError, RecursionError):
-                    pass
+            try:
+                if isinstance(value, dict):
+                    return _compact(value)
+                if isinstance(value, str) and isinstance(loads(value), dict):
+                    return value
+            except (ValueError, RecursionError):
+                pass
             raise _refuse(code, path, "must be a JSON object (or a string holding one)")
 
         return check
@@ -373,8 +375,8 @@ def _smtp_headers(value, path):
     """SmtpHeaders: SES takes a string of extra headers; we accept a JSON object of
     name -> value (or that object as a string), every name and value free of CR/LF."""
     try:
-        headers = json.loads(value)
-    except ValueError:
+        headers = loads(value)
+    except (ValueError, RecursionError):
         headers = None
     if not isinstance(headers, dict) or not all(
             isinstance(v, str) and "\r" not in k and "\n" not in k and "\r" not in v and "\n" not in v
@@ -384,6 +386,11 @@ def _smtp_headers(value, path):
 
 
 class _HeadersJson(JsonObject):
+    def __init__(self, description: str, code: str) -> None:
+        super().__init__(description, code)
+        self.rules = (("a JSON object of header name -> string value (or a string holding one), "
+                       "no CR or LF in names or values", code),)
+
     def compile(self) -> Check:
         base = super().compile()
 
@@ -522,6 +529,8 @@ def rule_table(spec: Object, path: str = "") -> list[tuple[str, str, str]]:
         child = field.item if isinstance(field, List) else field
         if child is not field or not isinstance(field, Object):
             rows.extend((where, rule, code) for rule, code in field.rules)
+        if child is not field and not isinstance(child, Object):
+            rows.extend((where + "[]", rule, code) for rule, code in child.rules)
         if isinstance(child, Object):
             rows.extend(rule_table(child, where + ("[]" if child is not field else "")))
     rows.extend((_join(path, cross.field), cross.rule, cross.code) for cross in spec.checks)

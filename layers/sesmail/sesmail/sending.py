@@ -49,7 +49,7 @@ def send_email(call: Call) -> Response:
         now = time.time()
         open_store(settings.database_url).record_sent(
             body["MessageId"], call.client, _bare(params["FromEmailAddress"]),
-            [_bare(address) for address in recipients], now, now + settings.idempotency_ttl, ref)
+            [_bare(address) for address in recipients], now, ref)
 
     if key is None:
         body = operation()
@@ -114,8 +114,7 @@ def _resolve_send(call: Call, attempt: dict, ref: str | None) -> idempotency.Dec
                 return idempotency.Decision(idempotency.Decision.NOT_SENT)
             message_id = str(row["MessageId"])
             now = time.time()
-            store.record_sent(message_id, call.client, sender, attempt["Destination"], now,
-                              now + settings.idempotency_ttl, ref)
+            store.record_sent(message_id, call.client, sender, attempt["Destination"], now, ref)
             return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": message_id})
     waited = time.time() - ended
     if waited >= settings.settle_seconds:

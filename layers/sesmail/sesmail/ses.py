@@ -17,7 +17,6 @@ are the raw reply bytes, and SCF's credential variables are not the ones the SDK
 from __future__ import annotations
 
 import os
-import random
 import time
 from typing import Any
 
@@ -129,6 +128,8 @@ class SesClient:
             except _Retryable as retry:
                 if attempt == attempts:
                     raise retry.final from retry.__cause__
+                import random
+
                 pause = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
                 if deadline.remaining() - SAFETY_MARGIN_S - pause < MIN_CALL_S:
                     raise retry.final from retry.__cause__

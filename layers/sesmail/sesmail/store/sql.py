@@ -45,10 +45,10 @@ MIGRATIONS: list[list[str]] = [
             sender VARCHAR(320) NOT NULL,
             recipients TEXT NOT NULL,
             idem_ref VARCHAR(330),
-            created_at DOUBLE PRECISION NOT NULL,
-            expires_at DOUBLE PRECISION NOT NULL)""",
-        "CREATE INDEX sesmail_sent_expires ON sesmail_sent (expires_at)",
-        "CREATE INDEX sesmail_sent_idem ON sesmail_sent (idem_ref)",
+            created_at DOUBLE PRECISION NOT NULL)""",
+        # One index serves both the clean-up (created_at + TTL) and the rare lookup by key within
+        # an attempt's window: every index is a page written on every send.
+        "CREATE INDEX sesmail_sent_created ON sesmail_sent (created_at)",
         # Delivery events from SES callbacks (and polled status), one row per distinct event.
         """CREATE TABLE sesmail_events (
             event_id CHAR(64) NOT NULL PRIMARY KEY,
@@ -215,12 +215,12 @@ class SqlStore:
 
     # -- the sent log -------------------------------------------------------------------------
     def record_sent(self, message_id: str, client: str, sender: str, recipients: list[str],
-                    now: float, expires_at: float, idem_ref: str | None = None) -> None:
+                    now: float, idem_ref: str | None = None) -> None:
         """Log a MessageId SES assigned; `idem_ref` ties it to the Idempotency-Key that sent it."""
         def work(cursor):
             cursor.execute(self._q("INSERT INTO sesmail_sent (message_id, client, sender, recipients,"
-                                   " idem_ref, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                           (message_id, client, sender, json.dumps(recipients), idem_ref, now, expires_at))
+                                   " idem_ref, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
+                           (message_id, client, sender, json.dumps(recipients), idem_ref, now))
 
         try:
             self._run(work, write=True)
@@ -230,8 +230,8 @@ class SqlStore:
     def sent_for_ref(self, idem_ref: str, since: float) -> str | None:
         """The MessageId logged for an Idempotency-Key since a time, if its send was recorded."""
         def work(cursor):
-            cursor.execute(self._q("SELECT message_id FROM sesmail_sent WHERE idem_ref = ? AND created_at >= ?"
-                                   " ORDER BY created_at DESC"), (idem_ref, since))
+            cursor.execute(self._q("SELECT message_id FROM sesmail_sent WHERE created_at >= ? AND idem_ref = ?"
+                                   " ORDER BY created_at DESC"), (since, idem_ref))
             row = cursor.fetchone()
             return row[0] if row else None
 
