@@ -135,6 +135,7 @@ class App:
         route_name = "-"
         status = 500
         code = None
+        log.bind(RequestId=request_id, Function=self.name)
         try:
             settings = config.load(self.function_dir)
             deadline = Deadline(context.get("time_limit_in_ms") or settings.default_time_limit_ms, started)
@@ -143,6 +144,7 @@ class App:
                 request = envelopes.Request.from_http_event(event)
                 if request.request_id and not context.get("request_id"):
                     request_id = request.request_id
+                    log.bind(RequestId=request_id, Function=self.name)
                 call = Call(request, settings, deadline, request_id)
                 route, call.params = self._match(request)
                 route_name = f"{route.method} {route.pattern}"
@@ -168,8 +170,8 @@ class App:
             return error_response(exc, request_id)
         except Exception as exc:  # a bug: logged by type, never with the payload
             code = "InternalError"
-            log.error("unhandled error", Error=type(exc).__name__, RequestId=request_id)
+            log.error("unhandled error", Error=type(exc).__name__)
             return error_response(InternalFailure("internal error"), request_id)
         finally:
-            log.info("request", RequestId=request_id, Function=self.name, Route=route_name, Status=status,
-                     Code=code, Millis=round((time.monotonic() - started) * 1000, 2))
+            log.summary("request", Route=route_name, Status=status, Code=code,
+                        Millis=round((time.monotonic() - started) * 1000, 2))

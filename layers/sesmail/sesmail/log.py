@@ -10,16 +10,29 @@ import json
 import sys
 import time
 
-__all__ = ["bind", "error", "info", "mask", "warning"]
+__all__ = ["bind", "error", "info", "mask", "note", "summary", "warning"]
 
-_context: dict = {}
+_context: dict = {}  # in every line of the invocation: RequestId, Function
+_notes: dict = {}  # gathered for the invocation's one summary line
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def bind(**fields) -> None:
-    """Replace the per-invocation fields (request id, function, route) carried by every line."""
+    """Start an invocation: `fields` (request id, function) go into every line until the next."""
     _context.clear()
-    _context.update({k: v for k, v in fields.items() if v is not None})
+    _context.update(fields)
+    _notes.clear()
+
+
+def note(**fields) -> None:
+    """Add facts (MessageId, recipient count …) to the invocation's summary line: one line per
+    request instead of one per step keeps the log cheap and greppable."""
+    _notes.update(fields)
+
+
+def summary(message: str, **fields) -> None:
+    _notes.update(fields)
+    _write("INFO", message, {k: v for k, v in _notes.items() if v is not None})
 
 
 def mask(address: str | None) -> str | None:

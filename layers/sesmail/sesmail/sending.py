@@ -38,7 +38,7 @@ def send_email(call: Call) -> Response:
         if not isinstance(message_id, str) or not message_id:
             # The SDK's Content-Type trap: an error reply it did not read looks like a success.
             raise OutcomeUnknown("SES SendEmail answered without a MessageId; the outcome is unknown")
-        log.info("SendEmail accepted", MessageId=message_id, SesRequestId=reply.get("RequestId"),
+        log.note(MessageId=message_id, SesRequestId=reply.get("RequestId"),
                  To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
         return {"MessageId": message_id}
 

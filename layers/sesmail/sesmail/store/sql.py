@@ -129,24 +129,14 @@ class SqlStore:
         except Exception:
             pass
 
-    def _run(self, work: Callable[[Any], Any], write: bool = False):
-        """Run `work(cursor)` in one transaction; a database failure closes the connection (it is
-        re-opened by the next call) and surfaces as StoreUnavailable (503)."""
+    def _run(self, work: Callable[[Any], Any]):
+        """Run `work(cursor)` on the connection, in autocommit: every write here is one statement,
+        atomic by itself, so no transaction is opened around it (each BEGIN/COMMIT pair costs
+        lock round trips on every send). A database failure closes the connection (the next call
+        re-opens it) and surfaces as StoreUnavailable (503)."""
         with self._lock:
             try:
-                connection = self._connect()
-                if write:
-                    self.dialect.begin(connection)
-                cursor = connection.cursor()
-                try:
-                    result = work(cursor)
-                    if write:
-                        connection.commit()
-                    return result
-                except BaseException:
-                    if write:
-                        self._rollback(connection)
-                    raise
+                return work(self._connect().cursor())
             except self.dialect.integrity_errors:
                 raise
             except self.dialect.operational_errors as exc:
@@ -185,7 +175,7 @@ class SqlStore:
                                    + ") VALUES (" + ", ".join("?" * len(_IDEM_COLUMNS)) + ")"), values)
 
         try:
-            self._run(work, write=True)
+            self._run(work)
         except self.dialect.integrity_errors:
             return False
         return True
@@ -203,7 +193,7 @@ class SqlStore:
             cursor.execute(sql, params)
             return cursor.rowcount == 1
 
-        return self._run(work, write=True)
+        return self._run(work)
 
     def idem_delete(self, scope: str, key: str, version: int) -> bool:
         def work(cursor):
@@ -211,7 +201,7 @@ class SqlStore:
                                    " AND version = ?"), (scope, key, version))
             return cursor.rowcount == 1
 
-        return self._run(work, write=True)
+        return self._run(work)
 
     # -- the sent log -------------------------------------------------------------------------
     def record_sent(self, message_id: str, client: str, sender: str, recipients: list[str],
@@ -223,7 +213,7 @@ class SqlStore:
                            (message_id, client, sender, json.dumps(recipients), idem_ref, now))
 
         try:
-            self._run(work, write=True)
+            self._run(work)
         except self.dialect.integrity_errors:
             pass  # already recorded (an adopted MessageId): nothing to add
 

@@ -28,7 +28,7 @@ class SqliteDialect:
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        # Autocommit; transactions are opened explicitly with begin(). A writer waits up to 10 s
+        # Autocommit (a transaction only for migrations, with begin()). A writer waits up to 10 s
         # for another (the local stack runs several functions on one file).
         connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
         # WAL with synchronous=NORMAL: a commit costs no fsync, and readers never block writers.
