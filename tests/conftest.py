@@ -44,6 +44,7 @@ def env(monkeypatch, tmp_path, ses_fake):
         "SESMAIL_SES_ENDPOINT": ses_fake.endpoint,
         "SESMAIL_SES_PROTOCOL": "http",
         "SESMAIL_API_KEYS": "dev-key,web=web-key-1,web=web-key-2",
+        "SESMAIL_WEBHOOK_SECRETS": "hook-secret-1,hook-secret-2",
         "SESMAIL_DATABASE_URL": f"sqlite:///{tmp_path}/sesmail.sqlite3",
         "SESMAIL_CONFIG": str(settings_file),
         "NO_PROXY": f"127.0.0.1,127.0.0.1:{ses_fake.port},localhost",
@@ -75,3 +76,9 @@ def load_function(name: str):
 def send(env):
     """The send function's main_handler."""
     return load_function("send").main_handler
+
+
+@pytest.fixture
+def webhook(env):
+    """The webhook function's main_handler."""
+    return load_function("webhook").main_handler

@@ -1,4 +1,4 @@
-"""send: POST /send (or POST /) -> SES SendEmail; GET /messages/<MessageId> -> what is known.
+"""send: POST /send (or POST /) -> SES SendEmail; message status; suppressions; erasure.
 
 SCF handler `index.main_handler`. The layer (`sesmail`, in /opt) does the work; this file only
 says which routes this function serves.
@@ -11,6 +11,10 @@ app = App(__file__, "send", [
     Route("POST", "/send", sending.send_email),
     Route("POST", "/", sending.send_email),
     Route("GET", "/messages/{MessageId}", sending.message_status),
+    Route("GET", "/suppressions", sending.list_suppressions),
+    Route("PUT", "/suppressions/{Address}", sending.add_suppression),
+    Route("DELETE", "/suppressions/{Address}", sending.remove_suppression),
+    Route("DELETE", "/addresses/{Address}", sending.erase_address),
 ], direct=Route("INVOKE", "/send", sending.send_email))
 
 

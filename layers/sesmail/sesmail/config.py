@@ -59,6 +59,10 @@ class Settings:
             raise ValueError("SESMAIL_SES_PROTOCOL must be https or http")
         self.api_keys = _api_keys(env.get("SESMAIL_API_KEYS"))
         self.webhook_secrets = _split(env.get("SESMAIL_WEBHOOK_SECRETS"))
+        # The account's AppId: callbacks carrying another `username` are refused.
+        self.appid = (env.get("SESMAIL_APPID") or "").strip() or None
+        # Stored delivery events are personal data: kept this long after they were stored.
+        self.event_ttl = _int(env, "SESMAIL_EVENT_TTL", 30 * 86400, 3600, 3650 * 86400)
         self.default_sender = env.get("SESMAIL_DEFAULT_SENDER") or None
         self.database_url = env.get("SESMAIL_DATABASE_URL") or (
             "sqlite:///" + os.path.join(tempfile.gettempdir(), "sesmail.sqlite3"))
@@ -72,6 +76,11 @@ class Settings:
         # Upper bounds for one SES call; the remaining invocation time lowers them further.
         self.ses_connect_timeout = _int(env, "SESMAIL_SES_CONNECT_TIMEOUT", 3, 1, 60)
         self.ses_read_timeout = _int(env, "SESMAIL_SES_READ_TIMEOUT", 15, 1, 120)
+        # Reconciliation of lost callbacks: messages sent in the last N days, at least M seconds
+        # ago (callbacks normally arrive within minutes), at most L per run.
+        self.reconcile_days = _int(env, "SESMAIL_RECONCILE_DAYS", 3, 1, 30)
+        self.reconcile_after = _int(env, "SESMAIL_RECONCILE_AFTER", 1800, 0, 86400)
+        self.reconcile_limit = _int(env, "SESMAIL_RECONCILE_LIMIT", 2000, 1, 100000)
         # Used when the invocation context carries no time_limit_in_ms (local runs, direct calls).
         self.default_time_limit_ms = _int(env, "SESMAIL_TIME_LIMIT_MS", 30000, 1000, 900000)
 
@@ -82,6 +91,10 @@ class Settings:
         if not isinstance(templates, dict):
             raise ValueError(f"{path}: Templates must be an object of name -> TemplateID")
         self.templates: dict[str, int] = {str(k): int(v) for k, v in templates.items()}
+        hook = self.file.get("EventHook")
+        if hook is not None and (not isinstance(hook, str) or ":" not in hook):
+            raise ValueError(f"{path}: EventHook must be \"module:function\"")
+        self.event_hook: str | None = hook
 
     @staticmethod
     def _read_file(path: str) -> dict:

@@ -84,7 +84,9 @@ class Route:
         self.pattern = pattern
         self.handler = handler
         self.public = public
-        self.regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/") + "/?$")
+        # "*" matches every path (the webhook takes callbacks on any path).
+        self.regex = re.compile(".*" if pattern == "*" else
+                                "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/") + "/?$")
 
 
 def _authenticate(call: Call) -> None:

@@ -1,16 +1,20 @@
-"""The send function's routes: SendEmail with idempotency, and message status (SPEC 3.3)."""
+"""The send function's routes: SendEmail with idempotency, message status, suppressions and
+erasure (SPEC 3.3, 3.5)."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote
 
+from . import events as events_module
 from . import idempotency, log, rules
-from .errors import NotFound, OutcomeUnknown, StoreUnavailable
+from .errors import Forbidden, InvalidInput, NotFound, OutcomeUnknown, StoreUnavailable
 from .http import Call, Response
 from .store import open_store
 
-__all__ = ["message_status", "send_email"]
+__all__ = ["add_suppression", "erase_address", "list_suppressions", "message_status", "remove_suppression",
+           "send_email"]
 
 # SES's status index is keyed by the Beijing date of the request (GetSendEmailStatus.RequestDate).
 BEIJING = timezone(timedelta(hours=8))
@@ -29,6 +33,7 @@ def send_email(call: Call) -> Response:
     params = rules.validate_send_email(payload, settings.default_sender, settings.templates)
     from .ses import client_for
 
+    check_suppressions(settings, params)
     ses = client_for(settings)
     recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
 
@@ -68,6 +73,30 @@ def send_email(call: Call) -> Response:
         call.deadline.limit_s, settings.idempotency_ttl, operation,
         lambda doubtful: _resolve_send(call, doubtful, ref), record)
     return Response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+_SUPPRESSED_CODES = {"all": "FailedOperation.EmailAddrInBlacklist",
+                     "marketing": "FailedOperation.ReceiverHasUnsubscribed"}
+
+
+def check_suppressions(settings, params: dict) -> None:
+    """Refuse before SES when a recipient (To, Cc or Bcc) is suppressed: hard bounces and spam
+    reports for every mail, unsubscribes for marketing mail (TriggerType 0, SES's default).
+    One query; the refusal names the field, never the address. A store that cannot answer
+    refuses the send (503): mailing an address that unsubscribed is worse than a retry."""
+    fields = [(name, params.get(name) or ()) for name in ("Destination", "Cc", "Bcc")]
+    found = open_store(settings.database_url).suppressions_for(
+        [_bare(address) for _, addresses in fields for address in addresses],
+        marketing=params.get("TriggerType", 0) != 1)
+    if not found:
+        return
+    for name, addresses in fields:
+        for index, address in enumerate(addresses):
+            entry = found.get(_bare(address))
+            if entry:
+                code = _SUPPRESSED_CODES.get(entry["Scope"], _SUPPRESSED_CODES["all"])
+                raise Forbidden(f"{name}[{index}] is on the suppression list ({entry['Reason']})",
+                                field=f"{name}[{index}]", code=code)
 
 
 def _ref(client: str, key: str) -> str:
@@ -125,8 +154,55 @@ def _resolve_send(call: Call, attempt: dict, ref: str | None) -> idempotency.Dec
 def message_status(call: Call) -> Response:
     message_id = call.params["MessageId"]
     store = open_store(call.settings.database_url)
-    events = store.message_events(message_id)
-    if not events and not store.sent_message_ids([message_id]):
+    found = store.message_events(message_id)
+    if not found and not store.sent_message_ids([message_id]):
         raise NotFound("nothing is known about this MessageId", field="MessageId")
-    state = events[-1]["Event"] if events else "sent"
-    return Response(200, {"MessageId": message_id, "State": state, "Events": events})
+    return Response(200, {"MessageId": message_id, "State": events_module.state_of(found), "Events": found})
+
+
+_ADDRESS = rules.Address("address", "InvalidParameterValue.ReceiverEmailInvalid").compile()
+_SCOPES = ("all", "marketing")
+
+
+def _address(call: Call) -> str:
+    return _ADDRESS(unquote(call.params["Address"]), "Address").lower()
+
+
+def list_suppressions(call: Call) -> Response:
+    query = call.request.query if call.request else {}
+    offset = rules.Int("Offset", 0, 2**31 - 1).compile()(query.get("Offset", 0), "Offset")
+    limit = rules.Int("Limit", 1, 100, "FailedOperation.InvalidLimit").compile()(query.get("Limit", 100), "Limit")
+    rows = open_store(call.settings.database_url).list_suppressions(offset, limit)
+    return Response(200, {"Suppressions": rows, "Offset": offset, "Limit": limit})
+
+
+def add_suppression(call: Call) -> Response:
+    """PUT /suppressions/<address> with an optional {"Scope": "all"|"marketing", "Reason"}."""
+    address = _address(call)
+    body = call.payload() if call.request and call.request.body else {}
+    if not isinstance(body, dict) or set(body) - {"Scope", "Reason"}:
+        raise InvalidInput("the body may only hold Scope and Reason", code="UnknownParameter")
+    scope = body.get("Scope", "all")
+    if scope not in _SCOPES:
+        raise InvalidInput("Scope must be \"all\" or \"marketing\"", field="Scope", code="InvalidParameterValue")
+    reason = body.get("Reason", "manual")
+    if not isinstance(reason, str) or not 1 <= len(reason) <= 64:
+        raise InvalidInput("Reason must be a string of 1 to 64 characters", field="Reason",
+                           code="InvalidParameterValue")
+    open_store(call.settings.database_url).suppress(address, scope, reason, "api", time.time())
+    return Response(200, {"Email": address, "Scope": scope, "Reason": reason})
+
+
+def remove_suppression(call: Call) -> Response:
+    removed = open_store(call.settings.database_url).unsuppress(_address(call))
+    if not removed:
+        raise NotFound("this address is not suppressed", field="Address")
+    return Response(200, {"Removed": removed})
+
+
+def erase_address(call: Call) -> Response:
+    """DELETE /addresses/<address>: everything stored about an address (PIPL, GDPR)."""
+    address = _address(call)
+    counts = open_store(call.settings.database_url).erase_address(address)
+    log.note(Erased=counts)
+    return Response(200, {"Erased": counts})

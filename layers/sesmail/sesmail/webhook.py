@@ -1,0 +1,97 @@
+"""The webhook function's routes: SES event callbacks stored once, feeding suppression (SPEC 3.5).
+
+Tencent documents no signature and no retry policy for SES callbacks, so this receiver is strict
+about who may post (a secret token in the URL, compared in constant time; the AppId when
+configured) and lenient about what the payload looks like. It never imports the SES SDK.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import time
+from typing import Any, Callable
+
+from . import events, log
+from .errors import Forbidden
+from .http import Call, Response
+from .store import open_store
+
+__all__ = ["probe", "receive"]
+
+
+def _check_token(call: Call) -> None:
+    token = call.request.query.get("token") if call.request else None
+    candidate = (token if isinstance(token, str) else "").encode("utf-8", "surrogatepass")
+    valid = False
+    for secret in call.settings.webhook_secrets:  # every secret compared: no early exit to time
+        valid |= hmac.compare_digest(candidate, secret.encode("utf-8"))
+    if not candidate or not valid:
+        raise Forbidden("a valid ?token= is required for SES callbacks", field="token")
+
+
+def receive(call: Call) -> Response:
+    """POST (any path): one callback object or an array of them; 200 once stored."""
+    _check_token(call)
+    settings = call.settings
+    payload = call.payload()
+    callbacks = events.parse_callbacks(payload)
+    raws = payload if isinstance(payload, list) else [payload]
+    if settings.appid:
+        for index, fields in enumerate(callbacks):
+            username = fields.get("username")
+            # Absent in older payloads: only a different AppId is refused.
+            if username is not None and str(username) != settings.appid:
+                raise Forbidden("the callback belongs to another Tencent Cloud account (username)",
+                                field=f"[{index}].username" if isinstance(payload, list) else "username")
+    now = time.time()
+    rows = [events.normalise(fields, raw, now, settings.event_ttl) for fields, raw in zip(callbacks, raws)]
+    store = open_store(settings.database_url)
+    # Suppressions first: both writes are idempotent, so a failure in between is repaired by the
+    # next delivery of the same callback (a 503 tells the sender it did not land).
+    for row in rows:
+        suppression = events.suppression_for(row)
+        if suppression:
+            store.suppress(row["email"], suppression[0], suppression[1], "callback", now)
+    stored = store.insert_events(rows)
+    log.note(Events=len(rows), Stored=stored, Names=sorted({row["event"] for row in rows}))
+    if stored:
+        _run_hook(settings, rows)
+    return Response(200, {"Stored": stored, "Duplicates": len(rows) - stored})
+
+
+def probe(call: Call) -> Response:
+    """HEAD (any path): callers probe a callback URL before saving it."""
+    return Response(200, {})
+
+
+_hooks: dict[str, Callable[[dict], Any] | None] = {}
+
+
+def _run_hook(settings: Any, rows: list[dict]) -> None:
+    """The user's own reaction (config `EventHook`: "module:function"), called after the events
+    are stored, so that its failure can never lose one. At least once: in the rare array that
+    mixes new and already-stored events, every event of the array is passed; `EventKey` lets the
+    hook tell repeats apart."""
+    name = settings.event_hook
+    if not name:
+        return
+    if name not in _hooks:
+        module, _, attribute = name.partition(":")
+        try:
+            _hooks[name] = getattr(importlib.import_module(module), attribute)
+        except Exception as exc:
+            log.error("EventHook could not be loaded", Hook=name, Error=type(exc).__name__)
+            _hooks[name] = None
+    hook = _hooks[name]
+    if hook is None:
+        return
+    for row in rows:
+        event = {"EventKey": row["event_id"], "Event": row["event"], "Email": row["email"],
+                 "MessageId": row["message_id"],
+                 "Timestamp": row["event_time"], **row["details"]}
+        try:
+            hook(event)
+        except Exception as exc:
+            log.error("EventHook failed; the event is stored", Hook=name, Error=type(exc).__name__,
+                      Email=log.mask(row["email"]))
