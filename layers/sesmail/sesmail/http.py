@@ -111,11 +111,13 @@ def _authenticate(call: Call) -> None:
 class App:
     """A function's routes and the one entry point SCF calls."""
 
-    def __init__(self, function_file: str, name: str, routes: list[Route], direct: Route | None = None):
+    def __init__(self, function_file: str, name: str, routes: list[Route], direct: Route | None = None,
+                 timer: Callable[[Call, dict], Response] | None = None):
         self.function_dir = os.path.dirname(os.path.abspath(function_file))
         self.name = name
         self.routes = routes
         self.direct = direct  # the route a direct invocation (SCF Invoke API) takes, if any
+        self.timer = timer  # what a timer event runs, if this function has timers
 
     def _match(self, request: envelopes.Request) -> tuple[Route, dict]:
         allowed = []
@@ -152,6 +154,13 @@ class App:
                 route_name = f"{route.method} {route.pattern}"
                 if not route.public:
                     _authenticate(call)
+            elif kind == "timer" and self.timer is not None:
+                route_name = "timer"
+                call = Call(None, settings, deadline, request_id)
+                call.trusted = True
+                result = self.timer(call, envelopes.extract(envelopes.TIMER, event))
+                status = result.status
+                return response(status, dict(result.body, RequestId=request_id))
             elif kind == "direct" and self.direct is not None:
                 route = self.direct
                 route_name = f"invoke {route.pattern}"
@@ -169,6 +178,10 @@ class App:
             return response(status, body, headers)
         except SesmailError as exc:
             status, code = exc.status, exc.code
+            if route_name == "timer" and (exc.status >= 500 or exc.status == 429):
+                # Timer runs are asynchronous: raising makes SCF retry the event later, and the
+                # run key (TriggerName + Time) makes that retry safe.
+                raise
             return error_response(exc, request_id)
         except Exception as exc:  # a bug: logged by type, never with the payload
             code = "InternalError"

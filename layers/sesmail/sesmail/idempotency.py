@@ -27,7 +27,7 @@ from .errors import (
     StoreUnavailable,
 )
 
-__all__ = ["MAX_KEY_LENGTH", "Decision", "fingerprint", "run"]
+__all__ = ["MAX_KEY_LENGTH", "Claim", "Decision", "fingerprint", "run"]
 
 MAX_KEY_LENGTH = 255
 
@@ -56,13 +56,31 @@ class Decision:
         self.verdict, self.result, self.retry_after = verdict, result, retry_after
 
 
+class Claim:
+    """The record this run owns. An operation of several SES calls (a batch over several
+    recipient lists) saves its progress here, so that a run that dies half-way is finished by
+    the next one without repeating what already went out."""
+
+    def __init__(self, store: Any, scope: str, key: str, version: int, attempt: dict) -> None:
+        self.store, self.scope, self.key, self.version, self.attempt = store, scope, key, version, attempt
+
+    def progress(self, **fields) -> None:
+        """Merge `fields` into the attempt; raises StoreUnavailable when it cannot be saved (the
+        caller must then stop: an unsaved step could be repeated)."""
+        attempt = dict(self.attempt, **fields)
+        if not self.store.idem_update(self.scope, self.key, self.version, attempt=attempt, updated_at=time.time()):
+            raise StoreUnavailable("the idempotency record changed under this run")
+        self.version += 1
+        self.attempt = attempt
+
+
 def run(store: Any, scope: str, key: str, payload_fingerprint: str, attempt: dict, time_limit_s: float,
-        ttl_s: int, operation: Callable[[], dict], resolve: Callable[[dict], Decision],
+        ttl_s: int, operation: Callable[[Claim], dict], resolve: Callable[[dict], Decision],
         on_success: Callable[[dict], None] | None = None) -> tuple[int, dict, bool]:
-    """Run `operation` at most once for (scope, key); returns (status, body, replayed).
+    """Run `operation(claim)` at most once for (scope, key); returns (status, body, replayed).
 
     `attempt` describes the call (sender, recipients …) for a later doubt resolution; `resolve`
-    turns such a description into a Decision.
+    turns such a description into a Decision (and may leave resume state for the operation).
     """
     now = time.time()
     record: dict[str, Any] = {"scope": scope, "idem_key": key, "fingerprint": payload_fingerprint, "state": "running",
@@ -71,16 +89,17 @@ def run(store: Any, scope: str, key: str, payload_fingerprint: str, attempt: dic
     version = _claim(store, record, resolve)
     if isinstance(version, tuple):
         return version  # a replay, or a doubt resolved as "sent"
+    claim = Claim(store, scope, key, version, record["attempt"])
     try:
-        body = operation()
+        body = operation(claim)
     except OutcomeUnknown:
-        _settle(store, scope, key, version, state="doubt",
-                attempt=dict(record["attempt"], Ended=time.time()))
+        _settle(store, scope, key, claim.version, state="doubt", attempt=dict(claim.attempt, Ended=time.time()))
         raise
     except BaseException:
         # Nothing was sent (SES refused, could not be reached, or we failed before calling it).
-        _settle(store, scope, key, version, state=None)
+        _settle(store, scope, key, claim.version, state=None)
         raise
+    version = claim.version
     if on_success is not None:
         try:
             on_success(body)

@@ -16,12 +16,14 @@ import base64
 import binascii
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from .envelopes import loads
 from .errors import InvalidInput
 
 __all__ = [
+    "BATCH_SEND_EMAIL",
     "SEND_EMAIL",
     "Address",
     "Attachments",
@@ -32,6 +34,7 @@ __all__ = [
     "Str",
     "json_schema",
     "rule_table",
+    "validate_batch_send_email",
     "validate_send_email",
 ]
 
@@ -45,6 +48,9 @@ MAX_FILE_NAME = 255
 SUBJECT_MIN, SUBJECT_MAX = 1, 100
 INT64_MAX = 2**63 - 1
 UNSUBSCRIBE_CODES = tuple(str(n) for n in range(13))  # "0".."12" in the current SDK
+# BatchSendEmail: per-recipient TemplateData (ReceiverInputData) is at most 800 bytes of JSON.
+MAX_RECIPIENT_DATA_BYTES = 800
+MAX_INTERVAL_HOURS = 24 * 365
 
 Check = Callable[[Any, str], Any]
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -494,14 +500,12 @@ SEND_EMAIL = Object(
 _send_email = SEND_EMAIL.compile()
 
 
-def validate_send_email(payload: Any, default_sender: str | None = None,
-                        templates: dict[str, int] | None = None) -> dict:
-    """A SendEmail payload checked and normalised into the parameters SES takes, or InvalidInput."""
-    params = _send_email(payload, "")
+def _sender_and_template(params: dict, default_sender: str | None, templates: dict[str, int] | None,
+                         missing_code: str = "MissingParameter") -> dict:
+    """The default sender filled in, and Template.TemplateName resolved to its TemplateID."""
     if "FromEmailAddress" not in params:
         if not default_sender:
-            raise _refuse("MissingParameter", "FromEmailAddress",
-                          "is required (no SESMAIL_DEFAULT_SENDER is configured)")
+            raise _refuse(missing_code, "FromEmailAddress", "is required (no SESMAIL_DEFAULT_SENDER is configured)")
         params["FromEmailAddress"] = default_sender
     template = params["Template"]
     name = template.pop("TemplateName", None)
@@ -511,6 +515,159 @@ def validate_send_email(payload: Any, default_sender: str | None = None,
             raise _refuse("InvalidParameterValue.TemplateNotExist", "Template.TemplateName",
                           "names no template in the config file's Templates map")
         template["TemplateID"] = template_id
+    return params
+
+
+def validate_send_email(payload: Any, default_sender: str | None = None,
+                        templates: dict[str, int] | None = None) -> dict:
+    """A SendEmail payload checked and normalised into the parameters SES takes, or InvalidInput."""
+    return _sender_and_template(_send_email(payload, ""), default_sender, templates)
+
+
+# --- BatchSendEmail (seeds 001/002) ---------------------------------------------------------
+
+BEIJING = timezone(timedelta(hours=8))
+_BEGIN_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(Z|[+-]\d{2}:?\d{2})?")
+
+
+def _begin_time(value: str, path: str) -> None:
+    if not _BEGIN_TIME.fullmatch(value):
+        raise _refuse("InvalidParameterValue", path,
+                      "must be `YYYY-MM-DD HH:MM:SS` (Beijing time) or carry an offset (`+00:00`)")
+
+
+def begin_time(value: str) -> datetime:
+    """BeginTime as an aware datetime. Tencent's docs do not state the zone and its console works
+    in Beijing time, so a naive time is read as UTC+08:00; an explicit offset is honoured."""
+    match = _BEGIN_TIME.fullmatch(value)
+    assert match
+    zone = match.group(3)
+    text = f"{match.group(1)}T{match.group(2)}" + ("+00:00" if zone == "Z" else zone or "+08:00")
+    return datetime.fromisoformat(text if zone is None or ":" in text[-6:] else text[:-2] + ":" + text[-2:])
+
+
+def _recipient_data(value: str, path: str) -> None:
+    if len(value.encode("utf-8")) > MAX_RECIPIENT_DATA_BYTES:
+        raise _refuse("InvalidParameterValue.TemplateDataLenLimit", path,
+                      f"must be at most {MAX_RECIPIENT_DATA_BYTES} bytes of compact JSON")
+
+
+class _SizedJson(JsonObject):
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.rules = (*self.rules, (f"at most {MAX_RECIPIENT_DATA_BYTES} bytes as compact JSON",
+                                    "InvalidParameterValue.TemplateDataLenLimit"))
+
+    def compile(self) -> Check:
+        base = super().compile()
+
+        def check(value, path):
+            # Re-serialised compactly, so the limit counts the bytes SES receives.
+            value = _compact(loads(base(value, path)))
+            _recipient_data(value, path)
+            return value
+
+        return check
+
+
+def _task_params(payload: dict, path: str) -> None:
+    task_type = payload.get("TaskType")
+    if task_type == 2 and "TimedParam" not in payload:
+        raise _refuse("MissingParameter.TimedParamNecessary", "TimedParam", "is required when TaskType is 2")
+    if task_type == 3 and "CycleParam" not in payload:
+        raise _refuse("MissingParameter.CycleParamNecessary", "CycleParam", "is required when TaskType is 3")
+
+
+def _receivers(payload: dict, path: str) -> None:
+    if ("ReceiverId" in payload) == ("Recipients" in payload):
+        raise _refuse("MissingParameter.SendParamNecessary" if "ReceiverId" not in payload else "InvalidParameter",
+                      "ReceiverId", "or Recipients is required, and not both")
+    seen: set[str] = set()
+    for index, recipient in enumerate(payload.get("Recipients") or ()):
+        email = recipient["Email"].lower()
+        if email in seen:
+            raise _refuse("InvalidParameterValue.DuplicateRecipient", f"Recipients[{index}].Email",
+                          "repeats an earlier recipient (SES would mail it twice)")
+        seen.add(email)
+
+
+def _no_attachments(payload: dict, path: str) -> None:
+    if "Attachments" in payload:
+        raise _refuse("InvalidParameter.AttachmentsNotSupported", "Attachments",
+                      "are not supported by BatchSendEmail")
+    _template_not_simple(payload, path)
+
+
+_BEGIN = _Checked("`YYYY-MM-DD HH:MM:SS`, Beijing time unless an offset is given", _begin_time,
+                  ("`YYYY-MM-DD HH:MM:SS` (Beijing) or with an offset; not in the past",
+                   "InvalidParameterValue / InvalidParameterValue.BeginTimeBeforeNow"), min_len=19, max_len=25)
+
+RECIPIENT = Object("One recipient of an inline list.", {
+    "Email": (_RECIPIENT, True),
+    "TemplateData": (_SizedJson("this recipient's template variables"), False),
+})
+
+BATCH_SEND_EMAIL = Object(
+    "SES BatchSendEmail, with SES's own field names; `Recipients` instead of `ReceiverId` creates the lists.",
+    {
+        "FromEmailAddress": (Address("sender; may be omitted when SESMAIL_DEFAULT_SENDER is set",
+                                     "FailedOperation.IncorrectSender", named=True), False),
+        "ReceiverId": (Int("an existing SES recipient list", 1, INT64_MAX, "OperationDenied.ReceiverNotExist"), False),
+        "Recipients": (List("inline recipients: lists are created for them", RECIPIENT, 10_000_000,
+                            "InvalidParameterValue", min_items=1,
+                            min_code="InvalidParameterValue.EmailAddressIsNULL"), False),
+        "Subject": (Str("subject", min_len=SUBJECT_MIN, max_len=SUBJECT_MAX,
+                        length_code="InvalidParameterValue.SubjectLengthError"), True),
+        "TaskType": (Int("1 immediate, 2 scheduled (TimedParam), 3 recurring (CycleParam)", 1, 3), True),
+        "ReplyToAddresses": (Address("reply-to address", "FailedOperation.IncorrectEmail", named=True), False),
+        "Template": (TEMPLATE, False),
+        "Simple": (Disused("disused by SES: always refused"), False),
+        "Attachments": (Disused("not supported by BatchSendEmail: always refused"), False),
+        "TimedParam": (Object("when a scheduled task starts", {"BeginTime": (_BEGIN, True)}), False),
+        "CycleParam": (Object("when a recurring task starts and its interval", {
+            "BeginTime": (_BEGIN, True),
+            "IntervalTime": (Int("hours between runs", 1, MAX_INTERVAL_HOURS), True),
+            "TermCycle": (Int("1 ends the recurrence (for updates)", 0, 1), False),
+        }), False),
+        "Unsubscribe": (Str("unsubscribe link language, \"0\" (none) to \"12\"", choices=UNSUBSCRIBE_CODES,
+                            accept_int=True, header=False), False),
+        "ADLocation": (Int("ad tag: 0 none, 1 before the subject, 2 after", 0, 2), False),
+    },
+    checks=(
+        CrossCheck("Template", "required; `Simple` is disused; no `Attachments`", "MissingParameter / "
+                   "FailedOperation.WithOutPermission / InvalidParameter.AttachmentsNotSupported", _no_attachments),
+        CrossCheck("ReceiverId", "ReceiverId or Recipients, exactly one; no recipient twice",
+                   "MissingParameter.SendParamNecessary / InvalidParameter / "
+                   "InvalidParameterValue.DuplicateRecipient", _receivers),
+        CrossCheck("TaskType", "2 needs TimedParam, 3 needs CycleParam",
+                   "MissingParameter.TimedParamNecessary / MissingParameter.CycleParamNecessary", _task_params),
+    ),
+)
+
+_batch_send_email = BATCH_SEND_EMAIL.compile()
+
+
+def validate_batch_send_email(payload: Any, default_sender: str | None = None,
+                              templates: dict[str, int] | None = None, now: datetime | None = None) -> dict:
+    """A BatchSendEmail payload checked and normalised: BeginTimes converted to Beijing time for
+    SES, and inline recipients' TemplateData merged over Template.TemplateData (the common part)."""
+    params = _sender_and_template(_batch_send_email(payload, ""), default_sender, templates,
+                                  "MissingParameter.SendParamNecessary")
+    now = now or datetime.now(timezone.utc)
+    for name in ("TimedParam", "CycleParam"):
+        if name in params:
+            start = begin_time(params[name]["BeginTime"])
+            if start < now:
+                raise _refuse("InvalidParameterValue.BeginTimeBeforeNow", f"{name}.BeginTime", "is in the past")
+            params[name]["BeginTime"] = start.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    if "Recipients" in params:
+        common = loads(params["Template"].pop("TemplateData", "{}"))
+        for index, recipient in enumerate(params["Recipients"]):
+            if common:
+                data = _compact({**common, **loads(recipient.get("TemplateData", "{}"))})
+                _recipient_data(data, f"Recipients[{index}].TemplateData")
+                recipient["TemplateData"] = data
+            recipient.setdefault("TemplateData", "{}")
     return params
 
 

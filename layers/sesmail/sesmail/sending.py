@@ -14,7 +14,7 @@ from .http import Call, Response
 from .store import open_store
 
 __all__ = ["add_suppression", "erase_address", "list_suppressions", "message_status", "remove_suppression",
-           "send_email"]
+           "resolve_recipient", "send_email"]
 
 # SES's status index is keyed by the Beijing date of the request (GetSendEmailStatus.RequestDate).
 BEIJING = timezone(timedelta(hours=8))
@@ -37,7 +37,7 @@ def send_email(call: Call) -> Response:
     ses = client_for(settings)
     recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
 
-    def operation() -> dict:
+    def operation(claim: idempotency.Claim | None = None) -> dict:
         reply = ses.call("SendEmail", params, call.deadline)
         message_id = reply.get("MessageId")
         if not isinstance(message_id, str) or not message_id:
@@ -108,47 +108,60 @@ def _resolve_send(call: Call, attempt: dict, ref: str | None) -> idempotency.Dec
     record's completion failed), yes. Otherwise ask SES's status index for the attempt's date(s)
     and recipients: a row from our sender, inside the attempt's window, whose MessageId is not in
     our sent log, is that mail."""
-    from .ses import client_for
-
     settings = call.settings
     store = open_store(settings.database_url)
     started, ended = float(attempt["Started"]), float(attempt["Ended"])
     logged = store.sent_for_ref(ref, started - CLOCK_SKEW_S) if ref else None
     if logged:
         return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": logged})
-    ses = client_for(settings)
-    low, high = int(started) - CLOCK_SKEW_S, int(ended) + 1 + CLOCK_SKEW_S
-    dates = sorted({datetime.fromtimestamp(t, BEIJING).strftime("%Y-%m-%d") for t in (low, high)})
-    sender = attempt["Sender"]
     for recipient in attempt["Destination"]:
-        rows: list[dict] = []
-        for date in dates:
-            offset = 0
-            while True:
-                page = ses.call("GetSendEmailStatus", {"RequestDate": date, "ToEmailAddress": recipient,
-                                                       "Offset": offset, "Limit": STATUS_PAGE}, call.deadline)
-                found = page.get("EmailStatusList") or []
-                rows.extend(row for row in found if isinstance(row, dict)
-                            and _bare(str(row.get("FromEmailAddress") or "")) == sender
-                            and isinstance(row.get("RequestTime"), int) and low <= row["RequestTime"] <= high)
-                if len(found) < STATUS_PAGE:
-                    break
-                offset += STATUS_PAGE
-        known = store.sent_message_ids([str(row.get("MessageId")) for row in rows])
-        candidates = sorted((row for row in rows if row.get("MessageId") and row["MessageId"] not in known),
-                            key=lambda row: row["RequestTime"])
-        if candidates:
-            row = candidates[0]
+        row = _status_match(call, attempt["Sender"], recipient, started, ended)
+        if row is not None:
             if row.get("SendStatus") not in (0, None):
                 return idempotency.Decision(idempotency.Decision.NOT_SENT)
             message_id = str(row["MessageId"])
-            now = time.time()
-            store.record_sent(message_id, call.client, sender, attempt["Destination"], now, ref)
+            store.record_sent(message_id, call.client, attempt["Sender"], attempt["Destination"], time.time(), ref)
             return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": message_id})
     waited = time.time() - ended
     if waited >= settings.settle_seconds:
         return idempotency.Decision(idempotency.Decision.NOT_SENT)
     return idempotency.Decision(idempotency.Decision.UNKNOWN, retry_after=settings.settle_seconds - waited)
+
+
+def _status_match(call: Call, sender: str, recipient: str, started: float, ended: float) -> dict | None:
+    """The earliest GetSendEmailStatus row for `recipient` from `sender` inside [started, ended]
+    (Beijing date(s) of that window, every page) whose MessageId is not in our sent log."""
+    from .ses import client_for
+
+    ses = client_for(call.settings)
+    low, high = int(started) - CLOCK_SKEW_S, int(ended) + 1 + CLOCK_SKEW_S
+    dates = sorted({datetime.fromtimestamp(t, BEIJING).strftime("%Y-%m-%d") for t in (low, high)})
+    rows: list[dict] = []
+    for date in dates:
+        offset = 0
+        while True:
+            page = ses.call("GetSendEmailStatus", {"RequestDate": date, "ToEmailAddress": recipient,
+                                                   "Offset": offset, "Limit": STATUS_PAGE}, call.deadline)
+            found = page.get("EmailStatusList") or []
+            rows.extend(row for row in found if isinstance(row, dict)
+                        and _bare(str(row.get("FromEmailAddress") or "")) == sender
+                        and isinstance(row.get("RequestTime"), int) and low <= row["RequestTime"] <= high)
+            if len(found) < STATUS_PAGE:
+                break
+            offset += STATUS_PAGE
+    known = open_store(call.settings.database_url).sent_message_ids([str(row.get("MessageId")) for row in rows])
+    candidates = sorted((row for row in rows if row.get("MessageId") and row["MessageId"] not in known),
+                        key=lambda row: row["RequestTime"])
+    return candidates[0] if candidates else None
+
+
+def resolve_recipient(call: Call, sender: str, recipient: str, started: float, ended: float) -> str | bool | None:
+    """For one recipient's in-doubt SendEmail (a digest's): its MessageId if SES sent it, False if
+    it provably did not (refused, or no row once settled), None while SES may still be settling."""
+    row = _status_match(call, _bare(sender), recipient, started, ended)
+    if row is not None:
+        return str(row["MessageId"]) if row.get("SendStatus") in (0, None) else False
+    return False if time.time() - ended >= call.settings.settle_seconds else None
 
 
 def message_status(call: Call) -> Response:

@@ -1,0 +1,18 @@
+"""batch: POST /batch -> SES BatchSendEmail; task status; digest items; timer runs.
+
+SCF handler `index.main_handler`. Timer events (digests, jobs, batch payloads) are keyed by
+TriggerName + Time, so SCF's retries of a failed run never send twice.
+"""
+
+from sesmail import batching, digest, timers
+from sesmail.http import App, Route
+
+app = App(__file__, "batch", [
+    Route("POST", "/batch", batching.batch_send),
+    Route("GET", "/batch/tasks/{TaskId}", batching.task_status),
+    Route("POST", "/digest/items", digest.queue_items),
+], timer=timers.fire)
+
+
+def main_handler(event, context):
+    return app.handle(event, context)

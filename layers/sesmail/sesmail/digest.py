@@ -1,0 +1,207 @@
+"""Digests: items queued per recipient, sent as one templated mail each when a timer fires.
+
+A digest is declared in the config file (`Digests`): sender, subject, template, and how its
+TemplateData is built from a recipient's items (JMESPath over the list of items, e.g.
+`{"count": "length(@)", "titles": "join(', ', [].title)"}`). Items are queued with
+`POST /digest/items` or `queue()`. Exactly once: before a recipient's mail is sent, its items are
+claimed by the run (state `sending`, in one statement); after SES answers they are marked with the
+MessageId that carried them. Items a crashed run left `sending` are resolved through
+GetSendEmailStatus (SPEC 5) before they are tried again. Suppressed recipients are skipped and
+their items marked so; failed ones keep their items for the next run, up to an attempt cap.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from . import envelopes, log, rules
+from .errors import InvalidInput, NotFound, OutcomeUnknown, SesmailError
+from .http import Call, Response
+from .store import open_store
+
+__all__ = ["queue", "queue_items", "run"]
+
+MAX_ITEM_BYTES = 16 * 1024
+MAX_ITEMS_PER_REQUEST = 1000
+DEFAULT_WORKERS = 8          # requests in flight: 20 req/s at 50-100 ms latency needs at least 2
+RESERVE_S = 10.0             # stop starting sends this long before the function's time limit
+DEFAULT_MAX_ATTEMPTS = 5
+_ITEM = rules.Object("A digest item.", {
+    "Digest": (rules.Str("digest name from the config file", min_len=1, max_len=64,
+                         length_code="InvalidParameterValue"), True),
+    "Email": (rules.Address("recipient", "InvalidParameterValue.ReceiverEmailInvalid"), True),
+    "Item": (rules.Disused("any JSON object"), True),
+}).compile()
+
+
+def _definition(settings: Any, name: str) -> dict:
+    digests = settings.file.get("Digests") or {}
+    definition = digests.get(name) if isinstance(digests, dict) else None
+    if not isinstance(definition, dict):
+        raise NotFound("no such digest in the config file", field="Digest")
+    return definition
+
+
+def queue(settings: Any, items: list[dict]) -> int:
+    """Queue digest items from Python (what POST /digest/items does after validation)."""
+    now = time.time()
+    rows = []
+    for index, item in enumerate(items):
+        where = f"[{index}]" if len(items) > 1 else ""
+        checked = _ITEM(item, where)
+        _definition(settings, checked["Digest"])
+        if not isinstance(checked["Item"], dict):
+            raise InvalidInput(f"{where + '.' if where else ''}Item must be a JSON object", field=f"{where}Item",
+                               code="InvalidParameter")
+        body = json.dumps(checked["Item"], ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        if len(body.encode("utf-8")) > MAX_ITEM_BYTES:
+            raise InvalidInput(f"Item must be at most {MAX_ITEM_BYTES} bytes of JSON", field=f"{where}Item",
+                               code="InvalidParameterValue")
+        rows.append({"item_id": uuid.uuid4().hex, "digest": checked["Digest"], "email": checked["Email"].lower(),
+                     "item": body, "created_at": now, "expires_at": now + settings.event_ttl})
+    open_store(settings.database_url).queue_digest_items(rows)
+    return len(rows)
+
+
+def queue_items(call: Call) -> Response:
+    """POST /digest/items: one {"Digest", "Email", "Item"} or a list of them."""
+    payload = call.payload()
+    items = payload if isinstance(payload, list) else [payload]
+    if not 1 <= len(items) <= MAX_ITEMS_PER_REQUEST:
+        raise InvalidInput(f"between 1 and {MAX_ITEMS_PER_REQUEST} items per request", code="InvalidParameterValue")
+    return Response(200, {"Queued": queue(call.settings, items)})
+
+
+def _template_data(definition: dict, items: list[dict]) -> str:
+    expressions = definition.get("TemplateData") or {}
+    data = {name: envelopes.extract(expression, items) for name, expression in expressions.items()}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class _Sender:
+    """Sends one recipient's digest at a time, safely from several threads."""
+
+    def __init__(self, call: Call, definition: dict, name: str, run_key: str) -> None:
+        from .ses import SesClient
+
+        self.call, self.definition, self.name, self.run_key = call, definition, name, run_key
+        self.settings = call.settings
+        self.store = open_store(self.settings.database_url)
+        self.local = threading.local()
+        self.client_class = SesClient
+        template = dict(definition.get("Template") or {})
+        self.base = rules.validate_send_email({
+            "FromEmailAddress": definition.get("FromEmailAddress") or self.settings.default_sender,
+            "Destination": ["placeholder@example.com"], "Subject": definition.get("Subject", ""),
+            "Template": dict(template, TemplateData={}), "TriggerType": definition.get("TriggerType", 0),
+        }, self.settings.default_sender, self.settings.templates)
+        self.max_attempts = int(definition.get("MaxAttempts", DEFAULT_MAX_ATTEMPTS))
+        from .ratelimit import limiter_for
+
+        self.limiter = limiter_for(self.settings, "SendEmail")
+        self.counts = {"Sent": 0, "Skipped": 0, "Failed": 0, "Deferred": 0}
+        self.lock = threading.Lock()
+
+    def _ses(self):
+        # One SDK client per thread: the client's timeout is set per call on shared state.
+        client = getattr(self.local, "client", None)
+        if client is None:
+            client = self.local.client = self.client_class(self.settings)
+        return client
+
+    def _count(self, name: str) -> None:
+        with self.lock:
+            self.counts[name] += 1
+
+    def send(self, email: str) -> None:
+        deadline = self.call.deadline
+        if deadline.remaining() < RESERVE_S:
+            self._count("Deferred")  # stays queued: the next run continues from here
+            return
+        items = self.store.claim_digest_items(self.name, email, self.run_key, time.time())
+        if not items:
+            return
+        suppressed = self.store.suppressions_for([email], marketing=self.base.get("TriggerType", 0) != 1)
+        if suppressed:
+            self.store.finish_digest_items(self.name, email, self.run_key, "skipped", "suppressed")
+            self._count("Skipped")
+            return
+        params = dict(self.base, Destination=[email],
+                      Template=dict(self.base["Template"], TemplateData=_template_data(self.definition, items)))
+        if not self.limiter.acquire(deadline.at - RESERVE_S):
+            self.store.release_digest_items(self.name, email, self.run_key, failed=False, max_attempts=0)
+            self._count("Deferred")
+            return
+        try:
+            reply = self._ses().call("SendEmail", params, deadline)
+        except OutcomeUnknown:
+            self._count("Failed")  # stays `sending`: resolved before it is tried again
+            return
+        except SesmailError as exc:
+            if exc.code.startswith("RequestLimitExceeded"):
+                self.limiter.penalize(1.0)
+            self.store.release_digest_items(self.name, email, self.run_key, failed=True,
+                                            max_attempts=self.max_attempts)
+            log.warning("digest send failed; items kept", Digest=self.name, Email=log.mask(email), Code=exc.code)
+            self._count("Failed")
+            return
+        message_id = str(reply.get("MessageId") or "")
+        now = time.time()
+        self.store.record_sent(message_id, "digest", rules_bare(params["FromEmailAddress"]), [email], now)
+        self.store.finish_digest_items(self.name, email, self.run_key, "sent", message_id)
+        self._count("Sent")
+
+
+def rules_bare(address: str) -> str:
+    return address.rpartition("<")[2].rstrip(">").strip().lower()
+
+
+def _resolve_stale(call: Call, sender: _Sender) -> None:
+    """Items a dead run left `sending`: SES is asked whether that mail went out (SPEC 5)."""
+    from .sending import resolve_recipient
+
+    for stale in sender.store.stale_digest_items(sender.name, time.time() - call.deadline.limit_s):
+        verdict = resolve_recipient(call, sender.base["FromEmailAddress"], stale["Email"], stale["ClaimedAt"],
+                                    stale["ClaimedAt"] + call.deadline.limit_s)
+        if verdict is None:
+            continue  # not settled yet: left as is for a later run
+        if verdict:
+            sender.store.finish_digest_items(sender.name, stale["Email"], stale["Run"], "sent", verdict)
+        else:
+            sender.store.release_digest_items(sender.name, stale["Email"], stale["Run"], failed=True,
+                                              max_attempts=sender.max_attempts)
+
+
+def run(call: Call, name: str, trigger: str, fired_at: str) -> dict:
+    """Send digest `name` for the timer event (trigger, fired_at): once per event, whatever SCF
+    retries. A run that completed answers from its record; one that died is taken over and
+    finishes from the items' own states."""
+    from . import idempotency
+
+    definition = _definition(call.settings, name)
+    run_key = f"{trigger}@{fired_at}"[:255]
+    settings = call.settings
+
+    def operation(claim: Any = None) -> dict:
+        sender = _Sender(call, definition, name, run_key)
+        _resolve_stale(call, sender)
+        emails = sender.store.digest_recipients(name, run_key)
+        workers = int(definition.get("Workers", DEFAULT_WORKERS))
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(sender.send, emails))
+        return dict(sender.counts, Digest=name, Recipients=len(emails))
+
+    _, body, replayed = idempotency.run(
+        open_store(settings.database_url), f"timer:{trigger}"[:64], fired_at, idempotency.fingerprint(name),
+        {"Action": "Digest", "Digest": name}, call.deadline.limit_s, settings.idempotency_ttl, operation,
+        # The items carry their own state: a dead run is simply taken over and finished.
+        lambda attempt: idempotency.Decision(idempotency.Decision.NOT_SENT))
+    if replayed:
+        log.info("timer run already completed; not repeated", TriggerName=trigger, Time=fired_at)
+    log.note(**{key: value for key, value in body.items() if key != "RequestId"})
+    return dict(body, Replayed=replayed)

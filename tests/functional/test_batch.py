@@ -1,0 +1,241 @@
+"""The batch function: BatchSendEmail, inline recipient lists, timers, digests (SPEC 3.4)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sesmail import batching, config, ses, store
+from tests.conftest import load_function
+from tests.events import context, http_event
+
+
+@pytest.fixture
+def batch(env):
+    return load_function("batch").main_handler
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
+
+
+def payload(**changes) -> dict:
+    out = {"FromEmailAddress": "noreply@mail.example.com", "Subject": "News", "TaskType": 1,
+           "Template": {"TemplateID": 100091, "TemplateData": {"code": "1"}}, "ReceiverId": 42}
+    out.update(changes)
+    return {key: value for key, value in out.items() if value is not None}
+
+
+def post(batch, body, path="/batch", headers=None):
+    result = batch(http_event(body, path=path, headers=headers), context())
+    assert result["statusCode"] != 500, result
+    return result["statusCode"], json.loads(result["body"])
+
+
+def calls(fake, action):
+    return [call for call in fake.calls if call["Action"] == action]
+
+
+@pytest.mark.parametrize(("changes", "code", "field"), [
+    ({"TaskType": 2}, "MissingParameter.TimedParamNecessary", "TimedParam"),
+    ({"TaskType": 3}, "MissingParameter.CycleParamNecessary", "CycleParam"),
+    ({"TaskType": 4}, "InvalidParameterValue", "TaskType"),
+    ({"TaskType": 2, "TimedParam": {"BeginTime": "2020-01-01 00:00:00"}},
+     "InvalidParameterValue.BeginTimeBeforeNow", "TimedParam.BeginTime"),
+    ({"TaskType": 2, "TimedParam": {"BeginTime": "tomorrow"}}, "InvalidParameterValue", "TimedParam.BeginTime"),
+    ({"TaskType": 3, "CycleParam": {"BeginTime": "2099-01-01 00:00:00"}}, "MissingParameter",
+     "CycleParam.IntervalTime"),
+    ({"Subject": ""}, "InvalidParameterValue.SubjectLengthError", "Subject"),
+    ({"Subject": "x" * 101}, "InvalidParameterValue.SubjectLengthError", "Subject"),
+    ({"Attachments": [{"FileName": "a.txt", "Content": "YQ=="}]}, "InvalidParameter.AttachmentsNotSupported",
+     "Attachments"),
+    ({"ReceiverId": None}, "MissingParameter.SendParamNecessary", "ReceiverId"),
+    ({"Recipients": [{"Email": "a@example.com"}]}, "InvalidParameter", "ReceiverId"),
+    ({"ReceiverId": None, "Recipients": [{"Email": "a@example.com"}, {"Email": "A@example.com"}]},
+     "InvalidParameterValue.DuplicateRecipient", "Recipients[1].Email"),
+    ({"ReceiverId": None, "Recipients": [{"Email": "a@example.com", "TemplateData": {"x": "y" * 800}}]},
+     "InvalidParameterValue.TemplateDataLenLimit", "Recipients[0].TemplateData"),
+    ({"Template": None}, "MissingParameter", "Template"),
+    ({"Bogus": 1}, "UnknownParameter", "Bogus"),
+])
+def test_every_batch_rule_refuses_with_its_code_and_sends_nothing(batch, ses_fake, changes, code, field):
+    status, body = post(batch, payload(**changes))
+    assert (status, body["Error"]["Code"], body["Error"]["Field"]) == (400, code, field)
+    assert ses_fake.calls == []
+
+
+def test_a_naive_begin_time_is_beijing_time_and_an_offset_is_converted(batch, ses_fake):
+    from sesmail import rules
+
+    checked = rules.validate_batch_send_email(payload(TaskType=2, TimedParam={"BeginTime": "2099-11-24 08:00:00+00:00"}))
+    assert checked["TimedParam"]["BeginTime"] == "2099-11-24 16:00:00"
+    naive = rules.validate_batch_send_email(payload(TaskType=2, TimedParam={"BeginTime": "2099-11-24 08:00:00"}))
+    assert naive["TimedParam"]["BeginTime"] == "2099-11-24 08:00:00"
+
+
+def recipients(count: int, domain: str = "example.com") -> list[dict]:
+    return [{"Email": f"user{index}@{domain}", "TemplateData": {"n": index}} for index in range(count)]
+
+
+def test_inline_recipients_become_a_list_and_one_task(batch, ses_fake):
+    status, body = post(batch, payload(ReceiverId=None, Recipients=recipients(3)))
+    assert status == 200, body
+    assert body["TaskIds"] == [body["TaskId"]]
+    assert len(calls(ses_fake, "CreateReceiver")) == 1
+    upload = calls(ses_fake, "CreateReceiverDetailWithData")[0]["Params"]
+    assert [row["Email"] for row in upload["Datas"]] == ["user0@example.com", "user1@example.com",
+                                                         "user2@example.com"]
+    # The common Template.TemplateData is merged under each recipient's own.
+    assert json.loads(upload["Datas"][2]["TemplateData"]) == {"code": "1", "n": 2}
+    sent = calls(ses_fake, "BatchSendEmail")[0]["Params"]
+    assert sent["ReceiverId"] == upload["ReceiverId"]
+    assert "TemplateData" not in sent["Template"]
+
+
+def test_more_than_50000_recipients_make_several_lists_in_chunks_of_20000(batch, ses_fake, monkeypatch):
+    monkeypatch.setattr(ses_fake, "rate_limit", None)
+    status, body = post(batch, payload(ReceiverId=None, Recipients=[{"Email": f"u{i}@example.com"}
+                                                                    for i in range(50_001)]))
+    assert status == 200, body
+    assert len(body["TaskIds"]) == 2
+    uploads = [len(call["Params"]["Datas"]) for call in calls(ses_fake, "CreateReceiverDetailWithData")]
+    assert uploads == [20_000, 20_000, 10_000, 1]
+    assert len(calls(ses_fake, "CreateReceiver")) == 2
+
+
+def test_a_batch_on_an_existing_list_is_one_call(batch, ses_fake):
+    # GIVEN a list of the caller's own at SES
+    from tencentcloud.common import credential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.ses.v20201002 import ses_client
+
+    from tests.conftest import SECRET_ID, SECRET_KEY
+
+    client = ses_client.SesClient(credential.Credential(SECRET_ID, SECRET_KEY), "ap-guangzhou",
+                                  ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=ses_fake.endpoint)))
+    receiver_id = client.call_json("CreateReceiver", {"ReceiversName": "mine"})["Response"]["ReceiverId"]
+    client.call_json("CreateReceiverDetail", {"ReceiverId": receiver_id, "Emails": ["a@example.com"]})
+    ses_fake.calls.clear()
+    status, body = post(batch, payload(ReceiverId=receiver_id))
+    assert status == 200, body
+    assert [call["Action"] for call in ses_fake.calls] == ["BatchSendEmail"]
+
+
+def test_suppressed_inline_recipients_are_left_out_and_named_by_field(batch, ses_fake):
+    store.open_store(config.load().database_url).suppress("user1@example.com", "marketing", "unsubscribe",
+                                                          "callback", 0.0)
+    status, body = post(batch, payload(ReceiverId=None, Recipients=recipients(3)))
+    assert status == 200, body
+    assert body["Suppressed"] == ["Recipients[1]"]
+    emails = [row["Email"] for row in calls(ses_fake, "CreateReceiverDetailWithData")[0]["Params"]["Datas"]]
+    assert emails == ["user0@example.com", "user2@example.com"]
+
+
+def test_a_batch_with_an_idempotency_key_is_sent_once(batch, ses_fake):
+    body = payload(ReceiverId=None, Recipients=recipients(2))
+    first = post(batch, body, headers={"idempotency-key": "campaign-7"})
+    second = post(batch, body, headers={"idempotency-key": "campaign-7"})
+    assert first[1]["TaskIds"] == second[1]["TaskIds"]
+    assert len(calls(ses_fake, "BatchSendEmail")) == 1
+
+
+def test_a_lost_batch_reply_is_resolved_through_list_send_tasks(batch, ses_fake):
+    body = payload(ReceiverId=None, Recipients=recipients(2))
+    ses_fake.drop_after("BatchSendEmail")
+    status, answer = post(batch, body, headers={"idempotency-key": "campaign-8"})
+    assert status == 503 and answer["Error"]["Outcome"] == "Unknown"
+    status, answer = post(batch, body, headers={"idempotency-key": "campaign-8"})
+    assert status == 200, answer
+    assert len(calls(ses_fake, "BatchSendEmail")) == 1
+    assert calls(ses_fake, "ListSendTasks")
+
+
+def test_task_status_is_found_by_paging_list_send_tasks(batch, ses_fake):
+    _, body = post(batch, payload(ReceiverId=None, Recipients=recipients(1)))
+    result = batch(http_event(None, method="GET", path=f"/batch/tasks/{body['TaskId']}"), context())
+    assert result["statusCode"] == 200
+    assert json.loads(result["body"])["Task"]["TaskId"] == body["TaskId"]
+    missing = batch(http_event(None, method="GET", path="/batch/tasks/999999"), context())
+    assert missing["statusCode"] == 404
+
+
+# --- timers ---
+
+def timer_event(message, trigger="nightly", time_="2026-11-23T01:00:00Z") -> dict:
+    return {"Type": "Timer", "TriggerName": trigger, "Time": time_,
+            "Message": message if isinstance(message, str) else json.dumps(message)}
+
+
+def test_a_timer_batch_payload_delivered_twice_sends_once(batch, ses_fake):
+    event = timer_event(payload(ReceiverId=None, Recipients=recipients(2)))
+    first = batch(event, context())
+    second = batch(event, context())
+    assert first["statusCode"] == second["statusCode"] == 200
+    assert len(calls(ses_fake, "BatchSendEmail")) == 1
+
+
+def test_a_timer_with_an_unknown_job_is_refused_without_retry(batch):
+    assert batch(timer_event({"Job": "nope"}), context())["statusCode"] == 404
+
+
+def test_the_cleanup_job_purges_expired_records(batch):
+    result = batch(timer_event({"Job": "cleanup"}), context())
+    assert result["statusCode"] == 200
+    assert "Idempotency" in json.loads(result["body"])["Result"]
+
+
+# --- digests ---
+
+@pytest.fixture
+def digest_config(env, tmp_path, monkeypatch):
+    settings_file = tmp_path / "digest.json"
+    settings_file.write_text(json.dumps({"Templates": {"welcome": 100091}, "Digests": {"daily": {
+        "FromEmailAddress": "Digest <digest@mail.example.com>", "Subject": "Your day",
+        "Template": {"TemplateName": "welcome"},
+        "TemplateData": {"count": "length(@)", "titles": "join(', ', [].title)"}}}}))
+    monkeypatch.setenv("SESMAIL_CONFIG", str(settings_file))
+    config.reset()
+
+
+def queue(batch, items):
+    return post(batch, items, path="/digest/items")
+
+
+def test_digest_items_are_grouped_per_recipient_and_sent_once(batch, ses_fake, digest_config):
+    status, body = queue(batch, [{"Digest": "daily", "Email": "a@example.com", "Item": {"title": "one"}},
+                                 {"Digest": "daily", "Email": "a@example.com", "Item": {"title": "two"}},
+                                 {"Digest": "daily", "Email": "b@example.com", "Item": {"title": "three"}}])
+    assert (status, body["Queued"]) == (200, 3)
+    event = timer_event("daily")
+    assert batch(event, context())["statusCode"] == 200
+    sent = {mail["Destination"][0]: json.loads(mail["Template"]["TemplateData"]) for mail in ses_fake.sent}
+    assert sent == {"a@example.com": {"count": 2, "titles": "one, two"},
+                    "b@example.com": {"count": 1, "titles": "three"}}
+    batch(event, context())  # SCF delivers the same event again
+    batch(timer_event("daily", time_="2026-11-24T01:00:00Z"), context())  # and the next day's run
+    assert len(ses_fake.sent) == 2
+
+
+def test_an_unknown_digest_item_is_refused(batch, digest_config):
+    status, body = queue(batch, {"Digest": "weekly", "Email": "a@example.com", "Item": {}})
+    assert (status, body["Error"]["Code"]) == (404, "ResourceNotFound")
+
+
+def test_a_suppressed_digest_recipient_is_skipped(batch, ses_fake, digest_config):
+    store.open_store(config.load().database_url).suppress("a@example.com", "all", "hard_bounce", "callback", 0.0)
+    queue(batch, {"Digest": "daily", "Email": "a@example.com", "Item": {"title": "one"}})
+    result = json.loads(batch(timer_event("daily"), context())["body"])
+    assert result["Skipped"] == 1
+    assert ses_fake.sent == []
+
+
+def test_a_failed_digest_recipient_keeps_its_items_for_the_next_run(batch, ses_fake, digest_config):
+    queue(batch, {"Digest": "daily", "Email": "a@example.com", "Item": {"title": "one"}})
+    ses_fake.fail("SendEmail", "FailedOperation.InvalidTemplateID")
+    assert json.loads(batch(timer_event("daily"), context())["body"])["Failed"] == 1
+    batch(timer_event("daily", time_="2026-11-24T01:00:00Z"), context())
+    assert len(ses_fake.sent) == 1
