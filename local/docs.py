@@ -14,22 +14,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 
 
-def send_email_rules() -> str:
+def _table(spec: rules.Object) -> str:
     lines = ["| field | rule | code when broken |", "|---|---|---|"]
-    for field, rule, code in rules.rule_table(rules.SEND_EMAIL):
+    for field, rule, code in rules.rule_table(spec):
         lines.append(f"| `{field}` | {rule.replace('|', '&#124;')} | `{code}` |")
     return "\n".join(lines)
 
 
-BLOCKS = {"send-rules": send_email_rules}
+def send_email_rules() -> str:
+    return _table(rules.SEND_EMAIL)
+
+
+def batch_send_email_rules() -> str:
+    return _table(rules.BATCH_SEND_EMAIL)
+
+
+BLOCKS = {"send-rules": send_email_rules, "batch-rules": batch_send_email_rules}
 
 
 def render(text: str) -> str:
     for name, build in BLOCKS.items():
-        start, end = f"<!-- generated:{name} -->\n", f"\n<!-- /generated:{name} -->"
+        start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
         head, found, rest = text.partition(start)
-        if found:
-            text = head + start + build() + end + rest.partition(end)[2]
+        _, closed, tail = rest.partition(end)
+        if not (found and closed):
+            raise ValueError(f"README: the block {name!r} needs both of its markers")
+        text = head + start + "\n" + build() + "\n" + end + tail
     return text
 
 

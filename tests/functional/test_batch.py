@@ -70,7 +70,8 @@ def test_every_batch_rule_refuses_with_its_code_and_sends_nothing(batch, ses_fak
 def test_a_naive_begin_time_is_beijing_time_and_an_offset_is_converted(batch, ses_fake):
     from sesmail import rules
 
-    checked = rules.validate_batch_send_email(payload(TaskType=2, TimedParam={"BeginTime": "2099-11-24 08:00:00+00:00"}))
+    utc = {"BeginTime": "2099-11-24 08:00:00+00:00"}
+    checked = rules.validate_batch_send_email(payload(TaskType=2, TimedParam=utc))
     assert checked["TimedParam"]["BeginTime"] == "2099-11-24 16:00:00"
     naive = rules.validate_batch_send_email(payload(TaskType=2, TimedParam={"BeginTime": "2099-11-24 08:00:00"}))
     assert naive["TimedParam"]["BeginTime"] == "2099-11-24 08:00:00"

@@ -64,3 +64,22 @@ def test_the_readme_example_sends_once_and_replays(stack):
     assert first["MessageId"].startswith("qcloudses-")
     assert second["MessageId"] == first["MessageId"]
     assert len(stack.emulator.sent) == 1
+
+
+def test_the_readme_keeps_all_its_sections():
+    headings = re.findall(r"^## (.+)$", readme(), re.M)
+    for heading in ("Try it", "The `send` function", "The `batch` function", "The `webhook` function",
+                    "Failure model", "Configuration", "Local stack", "Benchmarks", "Layout"):
+        assert heading in headings
+
+
+def test_every_setting_the_layer_reads_is_documented():
+    layer = os.path.join(ROOT, "layers", "sesmail", "sesmail")
+    names = set()
+    for directory, _, files in os.walk(layer):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                    names |= set(re.findall(r"\"(SESMAIL_[A-Z_]+)\"", handle.read()))
+    text = readme()
+    assert names and not [name for name in sorted(names) if f"`{name}`" not in text]
