@@ -5,15 +5,38 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sys
 
 import pytest
 
 from local.ses_emulator import SesEmulator
-from sesmail import config, ses, store
+from sesmail import config, log, ses, store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
+
+
+SECRETS = (SECRET_KEY, "dev-key", "web-key-1", "web-key-2", "hook-secret-1", "hook-secret-2", "role-token")
+# An address as it must never appear in a log line: masked ones read `a***@example.com`.
+FULL_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]*[A-Za-z0-9_%+-]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+@pytest.fixture(autouse=True)
+def clean_logs(monkeypatch):
+    """Every log line of every test is checked: no secret, no unmasked address (SPEC 5)."""
+    write = log._write
+    dirty: list[str] = []
+
+    def checked(level, message, fields):
+        write(level, message, fields)
+        line = log._encode(dict(fields, Message=message, **log._context))
+        if any(secret in line for secret in SECRETS) or FULL_ADDRESS.search(line.replace("***@", "")):
+            dirty.append(line)
+
+    monkeypatch.setattr(log, "_write", checked)
+    yield
+    assert not dirty, f"a log line carries a secret or a full address: {dirty[:3]}"
 
 
 @pytest.fixture(scope="session")

@@ -202,6 +202,6 @@ def run(call: Call, name: str, trigger: str, fired_at: str) -> dict:
         # The items carry their own state: a dead run is simply taken over and finished.
         lambda attempt: idempotency.Decision(idempotency.Decision.NOT_SENT))
     if replayed:
-        log.info("timer run already completed; not repeated", TriggerName=trigger, Time=fired_at)
+        log.info("timer run already completed; not repeated", TriggerName=trigger, TimerTime=fired_at)
     log.note(**{key: value for key, value in body.items() if key != "RequestId"})
     return dict(body, Replayed=replayed)

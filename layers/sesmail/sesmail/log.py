@@ -46,9 +46,10 @@ def mask(address: str | None) -> str | None:
 
 
 def _write(level: str, message: str, fields: dict) -> None:
-    record = {"Time": round(time.time(), 3), "Level": level, "Message": message}
-    record.update(_context)
+    record = dict(_context)
     record.update(fields)
+    # The line's own keys last: no field may overwrite them.
+    record.update(Time=round(time.time(), 3), Level=level, Message=message)
     sys.stdout.write(_encode(record) + "\n")
 
 

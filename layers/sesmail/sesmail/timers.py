@@ -63,7 +63,7 @@ def fire(call: Call, facts: dict) -> Response:
     trigger, fired_at, message = facts.get("TriggerName"), facts.get("Time"), facts.get("Message")
     if not isinstance(trigger, str) or not isinstance(fired_at, str):
         raise InvalidInput("a timer event needs TriggerName and Time", code="MissingParameter")
-    log.note(TriggerName=trigger, Time=fired_at)
+    log.note(TriggerName=trigger, TimerTime=fired_at)  # not "Time": that is the line's own
     parsed = envelopes.extract(envelopes.TIMER_MESSAGE_JSON, facts) if isinstance(message, str) else message
     if isinstance(parsed, dict) and set(parsed) == {"Job"}:
         job = JOBS.get(parsed["Job"]) if isinstance(parsed["Job"], str) else None
