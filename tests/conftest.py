@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from local.ses_emulator import SesEmulator
-from sesmail import config, log, ses, store
+from sesmail import config, log, policy, ses, store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
@@ -78,6 +78,7 @@ def env(monkeypatch, tmp_path, ses_fake):
     monkeypatch.delenv("http_proxy", raising=False)
     config.reset()
     store.reset()
+    policy.reset()
     ses._clients.clear()
     yield values
     config.reset()

@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from . import idempotency, log, rules
+from . import idempotency, log, policy, rules
 from .errors import NotFound, OutcomeUnknown, SesmailError, StoreUnavailable
 from .http import Call, Response
 from .store import open_store
@@ -253,6 +253,11 @@ def _drop_suppressed(settings: Any, recipients: list[dict]) -> tuple[list[dict],
 def run_batch(settings: Any, deadline: Any, client: str, payload: Any, scope: str, key: str | None) -> dict:
     """Validate and send one batch payload (HTTP or timer); `key` makes it idempotent in `scope`."""
     params = rules.validate_batch_send_email(payload, settings.default_sender, settings.templates)
+    if not scope.startswith("timer:"):
+        # A batch mails many at once: MaxRecipients counts inline recipients; the per-recipient
+        # hourly count is SendEmail's (a ReceiverId list at SES is the caller's and not read back).
+        policy.check_send(settings, client, params,
+                          [("Recipients", [r["Email"] for r in params.get("Recipients") or ()])], per_recipient=False)
     recipients = params.pop("Recipients", None)
     skipped: list[str] = []
     if recipients is not None:

@@ -48,6 +48,9 @@ TIMER_MESSAGE_JSON = "sesmail_json(Message)"
 
 # SCF's limit for a synchronous event is 6 MB (SPEC 3.2); anything larger is refused unread.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+# Bounds on headers (what common servers allow): a flood of them is refused, not processed.
+MAX_HEADERS = 100
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class _Functions(jp_functions.Functions):
@@ -159,6 +162,9 @@ class Request:
         raw_headers = facts["Headers"]
         headers = ({str(k).lower(): str(v) for k, v in raw_headers.items()}
                    if isinstance(raw_headers, dict) else {})
+        if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
+            raise InvalidInput(f"at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes of them",
+                               code="InvalidParameter.HeadersTooLarge")
         query = facts["Query"] if isinstance(facts["Query"], dict) else {}
         body = facts["Body"]
         if body is not None and not isinstance(body, str):

@@ -15,8 +15,8 @@ import time
 import uuid
 from typing import Any, Callable
 
-from . import config, envelopes, log
-from .errors import InternalFailure, MethodNotAllowed, NotFound, SesmailError, Unauthorized
+from . import config, envelopes, log, policy
+from .errors import Forbidden, InternalFailure, MethodNotAllowed, NotFound, SesmailError, Unauthorized
 from .ses import Deadline
 
 __all__ = ["App", "Call", "Response", "Route", "error_response", "response"]
@@ -89,6 +89,11 @@ class Route:
                                 "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/") + "/?$")
 
 
+def _cors_headers(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Expose-Headers": "X-Request-Id, Retry-After, Idempotent-Replayed"}
+
+
 def _authenticate(call: Call) -> None:
     """API key from `Authorization: Bearer <key>` or `X-Api-Key: <key>`, compared in constant time
     against every configured key (SPEC 3.1: none configured means every request is refused)."""
@@ -119,6 +124,21 @@ class App:
         self.direct = direct  # the route a direct invocation (SCF Invoke API) takes, if any
         self.timer = timer  # what a timer event runs, if this function has timers
 
+    def _preflight(self, call: Call) -> dict:
+        """CORS preflight: browsers send no credentials with it, so it is answered from the union
+        of every client's `Origins`; the real request is then checked against its key's own."""
+        origin = call.request.headers.get("origin", "") if call.request else ""
+        clients = call.settings.file.get("Clients") or {}
+        allowed = any(isinstance(p, dict) and origin in (p.get("Origins") or ()) for p in clients.values())
+        if not allowed:
+            raise Forbidden("this web origin is not allowed", field="Origin",
+                            code="UnauthorizedOperation.OriginNotAllowed")
+        headers = dict(_cors_headers(origin), **{
+            "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+            "Access-Control-Allow-Headers": "Authorization, X-Api-Key, Content-Type, Idempotency-Key",
+            "Access-Control-Max-Age": "600", "X-Request-Id": call.request_id})
+        return {"isBase64Encoded": False, "statusCode": 204, "headers": headers, "body": ""}
+
     def _match(self, request: envelopes.Request) -> tuple[Route, dict]:
         allowed = []
         for route in self.routes:
@@ -139,6 +159,7 @@ class App:
         route_name = "-"
         status = 500
         code = None
+        cors: dict[str, str] = {}  # CORS headers for an allowed browser origin, on every answer
         log.bind(RequestId=request_id, Function=self.name)
         try:
             settings = config.load(self.function_dir)
@@ -150,10 +171,18 @@ class App:
                     request_id = request.request_id
                     log.bind(RequestId=request_id, Function=self.name)
                 call = Call(request, settings, deadline, request_id)
+                if request.method == "OPTIONS" and "origin" in request.headers:
+                    route_name = "OPTIONS (CORS preflight)"
+                    status = 204
+                    return self._preflight(call)
                 route, call.params = self._match(request)
                 route_name = f"{route.method} {route.pattern}"
                 if not route.public:
                     _authenticate(call)
+                    origin = request.headers.get("origin")
+                    if policy.check_origin(settings, call.client, origin) and origin:
+                        cors = _cors_headers(origin)
+                    policy.check_request(settings, call.client)
             elif kind == "timer" and self.timer is not None:
                 route_name = "timer"
                 call = Call(None, settings, deadline, request_id)
@@ -171,7 +200,7 @@ class App:
                 raise NotFound(f"this function does not take {kind} events")
             result = route.handler(call)
             status = result.status
-            headers = {"X-Request-Id": request_id}
+            headers = {"X-Request-Id": request_id, **cors}
             headers.update(result.headers)
             body = dict(result.body)
             body.setdefault("RequestId", request_id)
@@ -182,7 +211,9 @@ class App:
                 # Timer runs are asynchronous: raising makes SCF retry the event later, and the
                 # run key (TriggerName + Time) makes that retry safe.
                 raise
-            return error_response(exc, request_id)
+            answer = error_response(exc, request_id)
+            answer["headers"].update(cors)
+            return answer
         except Exception as exc:  # a bug: logged by type, never with the payload
             code = "InternalError"
             log.error("unhandled error", Error=type(exc).__name__)

@@ -46,10 +46,12 @@ def mask(address: str | None) -> str | None:
 
 
 def _write(level: str, message: str, fields: dict) -> None:
-    record = dict(_context)
+    now = round(time.time(), 3)
+    record = {"Time": now, "Level": level, "Message": message}
+    record.update(_context)
     record.update(fields)
-    # The line's own keys last: no field may overwrite them.
-    record.update(Time=round(time.time(), 3), Level=level, Message=message)
+    # Set again: no field may overwrite the line's own keys (their place stays first).
+    record["Time"], record["Level"], record["Message"] = now, level, message
     sys.stdout.write(_encode(record) + "\n")
 
 

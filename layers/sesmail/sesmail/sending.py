@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
 
 from . import events as events_module
-from . import idempotency, log, rules
+from . import idempotency, log, policy, rules
 from .errors import Forbidden, InvalidInput, NotFound, OutcomeUnknown, StoreUnavailable
 from .http import Call, Response
 from .store import open_store
@@ -33,6 +33,9 @@ def send_email(call: Call) -> Response:
     params = rules.validate_send_email(payload, settings.default_sender, settings.templates)
     from .ses import client_for
 
+    if not call.trusted:
+        policy.check_send(settings, call.client, params,
+                          [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
     check_suppressions(settings, params)
     ses = client_for(settings)
     recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
