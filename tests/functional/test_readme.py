@@ -83,3 +83,8 @@ def test_every_setting_the_layer_reads_is_documented():
                     names |= set(re.findall(r"\"(SESMAIL_[A-Z_]+)\"", handle.read()))
     text = readme()
     assert names and not [name for name in sorted(names) if f"`{name}`" not in text]
+
+
+def test_the_shipped_openapi_document_is_up_to_date():
+    with open(docs.OPENAPI, encoding="utf-8") as handle:
+        assert json.load(handle) == json.loads(json.dumps(docs.openapi())), "run `python -m local.docs`"
