@@ -7,7 +7,7 @@ compiles the SDK from source; they are compiled with `--invalidation-mode unchec
 runtime's own Python minor version when that interpreter is on this machine, and left out (with a
 message) when it is not. The zip is reproducible: same inputs, same bytes.
 
-    python layers/sesmail/build.py [--python-version 3.9] [--extra pg8000==1.31.2] [--out build/]
+    python layers/sesmail/build.py [--python-version 3.9] [--extra pg8000==1.31.6] [--out build/]
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Portable on purpose: plain INSERT (a unique key turns a duplicate into an integrity error, never a
 read-then-write race), UPDATE guarded by a version column for compare-and-swap, DOUBLE PRECISION
-Unix times, VARCHAR keys (MySQL cannot index TEXT without a length). A dialect supplies the
-connection, the placeholder and its driver's error classes.
+Unix times, VARCHAR keys (MySQL cannot index TEXT without a length), single statements in
+autocommit. Where the three databases have no common syntax (insert-or-skip, upsert) the variants
+sit side by side below, keyed by the dialect's name. A dialect supplies the connection, the
+placeholder, transactions and the classification of its driver's errors.
 """
 
 from __future__ import annotations
@@ -14,61 +16,163 @@ from typing import Any, Callable
 
 from ..errors import StoreUnavailable
 
-__all__ = ["SCHEMA_VERSION", "SqlStore"]
+__all__ = ["SCHEMA_VERSION", "ConstraintViolation", "SqlStore"]
 
 SCHEMA_VERSION = 1
 
-# Versioned schema: MIGRATIONS[n] takes the database from version n to n + 1.
+# The version table is created outside the numbered steps: it is what records them. One row,
+# pinned by its primary key, so two instances bootstrapping at once cannot insert two.
+_SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS sesmail_schema (
+    id INTEGER NOT NULL PRIMARY KEY,
+    version INTEGER NOT NULL){options}"""
+
+# Versioned schema: MIGRATIONS[n] takes the database from version n to n + 1. `{text}` is TEXT
+# (MEDIUMTEXT on MySQL, whose TEXT stops at 64 KiB), `{options}` MySQL's table options, and
+# `{if_not_exists}` what CREATE INDEX accepts there. Every statement may run twice: MySQL commits
+# each DDL statement by itself, so a migration that died half-way runs again from its step's start
+# (MySQL 8 has no CREATE INDEX IF NOT EXISTS: there, "index exists" is the error tolerated).
 MIGRATIONS: list[list[str]] = [
     [
-        "CREATE TABLE sesmail_schema (version INTEGER NOT NULL)",
-        "INSERT INTO sesmail_schema (version) VALUES (0)",
         # Idempotency-Key records (SPEC 3.3), one per client scope and key.
-        """CREATE TABLE sesmail_idempotency (
+        """CREATE TABLE IF NOT EXISTS sesmail_idempotency (
             scope VARCHAR(64) NOT NULL,
             idem_key VARCHAR(255) NOT NULL,
             fingerprint CHAR(64) NOT NULL,
             state VARCHAR(16) NOT NULL,
             status INTEGER,
-            response TEXT,
-            attempt TEXT,
+            response {text},
+            attempt {text},
             created_at DOUBLE PRECISION NOT NULL,
             updated_at DOUBLE PRECISION NOT NULL,
             expires_at DOUBLE PRECISION NOT NULL,
             version INTEGER NOT NULL,
-            PRIMARY KEY (scope, idem_key))""",
-        "CREATE INDEX sesmail_idempotency_expires ON sesmail_idempotency (expires_at)",
-        # Every MessageId SES gave us: resolves doubt (SPEC 5) and scopes status queries.
-        """CREATE TABLE sesmail_sent (
+            PRIMARY KEY (scope, idem_key)){options}""",
+        "CREATE INDEX {if_not_exists}sesmail_idempotency_expires ON sesmail_idempotency (expires_at)",
+        # Every MessageId SES gave us: resolves doubt (SPEC 5), scopes status queries, and lists
+        # the messages whose callbacks may have been lost (reconciliation).
+        """CREATE TABLE IF NOT EXISTS sesmail_sent (
             message_id VARCHAR(255) NOT NULL PRIMARY KEY,
             client VARCHAR(64) NOT NULL,
             sender VARCHAR(320) NOT NULL,
-            recipients TEXT NOT NULL,
+            recipients {text} NOT NULL,
             idem_ref VARCHAR(330),
-            created_at DOUBLE PRECISION NOT NULL)""",
-        # One index serves both the clean-up (created_at + TTL) and the rare lookup by key within
+            created_at DOUBLE PRECISION NOT NULL){options}""",
+        # One index serves the clean-up, reconciliation's window and the rare lookup by key within
         # an attempt's window: every index is a page written on every send.
-        "CREATE INDEX sesmail_sent_created ON sesmail_sent (created_at)",
+        "CREATE INDEX {if_not_exists}sesmail_sent_created ON sesmail_sent (created_at)",
         # Delivery events from SES callbacks (and polled status), one row per distinct event.
-        """CREATE TABLE sesmail_events (
+        """CREATE TABLE IF NOT EXISTS sesmail_events (
             event_id CHAR(64) NOT NULL PRIMARY KEY,
             message_id VARCHAR(255),
             email VARCHAR(320) NOT NULL,
             event VARCHAR(64) NOT NULL,
             event_time BIGINT,
-            details TEXT NOT NULL,
-            raw TEXT NOT NULL,
+            details {text} NOT NULL,
+            raw {text} NOT NULL,
             polled INTEGER NOT NULL,
             stored_at DOUBLE PRECISION NOT NULL,
-            expires_at DOUBLE PRECISION NOT NULL)""",
-        "CREATE INDEX sesmail_events_message ON sesmail_events (message_id)",
-        "CREATE INDEX sesmail_events_email ON sesmail_events (email)",
-        "CREATE INDEX sesmail_events_expires ON sesmail_events (expires_at)",
+            expires_at DOUBLE PRECISION NOT NULL){options}""",
+        # (message_id, event): a message's history, and reconciliation's "has a final event?"
+        # answered from the index alone.
+        "CREATE INDEX {if_not_exists}sesmail_events_message ON sesmail_events (message_id, event)",
+        "CREATE INDEX {if_not_exists}sesmail_events_email ON sesmail_events (email)",
+        "CREATE INDEX {if_not_exists}sesmail_events_expires ON sesmail_events (expires_at)",
+        # Addresses SES must not be asked to mail (SPEC 3.5); the key's first column serves the
+        # lookup before a send and erasure.
+        """CREATE TABLE IF NOT EXISTS sesmail_suppressions (
+            email VARCHAR(320) NOT NULL,
+            scope VARCHAR(16) NOT NULL,
+            reason VARCHAR(64) NOT NULL,
+            source VARCHAR(16) NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (email, scope)){options}""",
+        # BatchSendEmail tasks we started: resolves doubt ("not yet in our task log") and tells
+        # the clean-up which recipient lists are ours to delete once their task is done.
+        """CREATE TABLE IF NOT EXISTS sesmail_tasks (
+            task_id BIGINT NOT NULL PRIMARY KEY,
+            receiver_id BIGINT NOT NULL,
+            client VARCHAR(64) NOT NULL,
+            subject VARCHAR(255) NOT NULL,
+            owned INTEGER NOT NULL,
+            list_deleted INTEGER NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL){options}""",
+        "CREATE INDEX {if_not_exists}sesmail_tasks_created ON sesmail_tasks (created_at)",
+        # Digest items: queued -> sending (claimed by one timer run) -> sent / skipped / failed.
+        """CREATE TABLE IF NOT EXISTS sesmail_digest_items (
+            item_id CHAR(32) NOT NULL PRIMARY KEY,
+            digest VARCHAR(64) NOT NULL,
+            email VARCHAR(320) NOT NULL,
+            item {text} NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            attempts INTEGER NOT NULL,
+            run VARCHAR(255),
+            carrier VARCHAR(255),
+            claimed_at DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL){options}""",
+        "CREATE INDEX {if_not_exists}sesmail_digest_pending ON sesmail_digest_items (digest, state, email)",
+        "CREATE INDEX {if_not_exists}sesmail_digest_email ON sesmail_digest_items (email)",
+        "CREATE INDEX {if_not_exists}sesmail_digest_expires ON sesmail_digest_items (expires_at)",
     ],
 ]
 
 _IDEM_COLUMNS = ("scope", "idem_key", "fingerprint", "state", "status", "response", "attempt",
                  "created_at", "updated_at", "expires_at", "version")
+_EVENT_COLUMNS = ("event_id", "message_id", "email", "event", "event_time", "details", "raw", "polled",
+                  "stored_at", "expires_at")
+
+# Rows per multi-row INSERT: 90 rows x 10 columns stays under 999 parameters, the limit of SQLite
+# builds before 3.32; PostgreSQL caches one prepared statement for every full chunk.
+_CHUNK = 90
+
+# A duplicate event is skipped by its key, inside the INSERT: never a read-then-write race, and
+# other errors (a NULL) still fail the statement. MySQL has no ON CONFLICT; INSERT IGNORE would also
+# turn a NULL into "" and hide it, so a no-op ON DUPLICATE KEY UPDATE does the skipping there.
+_SKIP_DUPLICATE_EVENT = {
+    "sqlite": " ON CONFLICT (event_id) DO NOTHING",
+    "postgresql": " ON CONFLICT (event_id) DO NOTHING",
+    "mysql": " ON DUPLICATE KEY UPDATE event_id = event_id",
+}
+# A repeated suppression keeps its first created_at; the latest reason and source win.
+_UPSERT_SUPPRESSION = {
+    "sqlite": " ON CONFLICT (email, scope) DO UPDATE SET reason = excluded.reason, source = excluded.source",
+    "postgresql": " ON CONFLICT (email, scope) DO UPDATE SET reason = EXCLUDED.reason, source = EXCLUDED.source",
+    # VALUES() is deprecated in MySQL 8.0.20+ in favour of a row alias MariaDB lacks; both accept it.
+    "mysql": " ON DUPLICATE KEY UPDATE reason = VALUES(reason), source = VALUES(source)",
+}
+_DDL = {
+    "sqlite": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS "},
+    "postgresql": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS "},
+    # utf8mb4_bin: keys compare byte for byte (the server's default collation is case-insensitive,
+    # which would merge two Idempotency-Keys differing in case). DYNAMIC rows allow index keys of
+    # 3072 bytes: VARCHAR(320) in utf8mb4 is 1280.
+    "mysql": {"text": "MEDIUMTEXT", "if_not_exists": "",
+              "options": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"},
+}
+
+# LIKE escape character: not a backslash, which MySQL string literals would themselves unescape.
+_LIKE_ESCAPE = "!"
+
+
+class ConstraintViolation(Exception):
+    """A write broke a NOT NULL or key constraint that no duplicate-skipping covers: a caller's bug,
+    not an outage. Raised in place of the driver's own class, which differs per database; its
+    message never carries the driver's, which quotes the row (addresses are personal data)."""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _like_contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own wildcards taken literally."""
+    for char in (_LIKE_ESCAPE, "%", "_"):
+        text = text.replace(char, _LIKE_ESCAPE + char)
+    return "%" + text + "%"
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
 
 
 class SqlStore:
@@ -93,34 +197,51 @@ class SqlStore:
             try:
                 self._migrate(connection)
             except BaseException:
-                connection.close()
+                try:
+                    connection.close()
+                except Exception:
+                    pass
                 raise
             self._connection = connection
         return self._connection
 
     def _migrate(self, connection) -> None:
+        """Create or upgrade the schema. The common case (already current) costs one SELECT; the
+        rest runs under the dialect's schema lock, so instances starting together migrate once."""
         cursor = connection.cursor()
+        if (self._schema_version(cursor) or 0) >= SCHEMA_VERSION:
+            return  # a newer schema than ours is a later release's, additive: use it
+        ddl = _DDL[self.dialect.name]
+        self.dialect.lock_schema(connection)
+        done = False
+        try:
+            cursor.execute(_SCHEMA_TABLE.format(**ddl))
+            version = self._schema_version(cursor, missing_ok=False)
+            if version is None:
+                cursor.execute("INSERT INTO sesmail_schema (id, version) VALUES (1, 0)")
+                version = 0
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    try:
+                        cursor.execute(statement.format(**ddl))
+                    except self.dialect.errors as exc:
+                        # Only where DDL is not transactional (MySQL) can a step be half done.
+                        if not self.dialect.already_exists(exc):
+                            raise
+                cursor.execute(f"UPDATE sesmail_schema SET version = {step + 1}")
+            done = True
+        finally:
+            self.dialect.unlock_schema(connection, commit=done)
+
+    def _schema_version(self, cursor, missing_ok: bool = True) -> int | None:
         try:
             cursor.execute("SELECT version FROM sesmail_schema")
-            version = cursor.fetchone()[0]
-        except self.dialect.operational_errors:
-            self._rollback(connection)
-            version = None
-        if version == SCHEMA_VERSION:
-            return
-        self.dialect.begin(connection)
-        try:
-            for step in MIGRATIONS[version or 0:]:
-                for statement in step:
-                    cursor.execute(statement)
-            cursor.execute(f"UPDATE sesmail_schema SET version = {SCHEMA_VERSION}")
-            connection.commit()
-        except self.dialect.integrity_errors + self.dialect.operational_errors:
-            # Another instance migrated at the same moment: its schema is the one to use.
-            self._rollback(connection)
-            cursor.execute("SELECT version FROM sesmail_schema")
-            if cursor.fetchone()[0] != SCHEMA_VERSION:
+        except self.dialect.errors:
+            if not missing_ok:
                 raise
+            return None  # no schema yet (in autocommit, this failure leaves no transaction behind)
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
 
     @staticmethod
     def _rollback(connection) -> None:
@@ -129,19 +250,38 @@ class SqlStore:
         except Exception:
             pass
 
-    def _run(self, work: Callable[[Any], Any]):
-        """Run `work(cursor)` on the connection, in autocommit: every write here is one statement,
-        atomic by itself, so no transaction is opened around it (each BEGIN/COMMIT pair costs
-        lock round trips on every send). A database failure closes the connection (the next call
+    def _run(self, work: Callable[[Any], Any], transaction: bool = False):
+        """Run `work(cursor)` on the connection. Single statements run in autocommit: each is atomic
+        by itself, and a BEGIN/COMMIT pair would cost lock round trips on every send. With
+        `transaction`, `work` runs between the dialect's BEGIN and a COMMIT (all of it or none).
+        Either is run again when the database broke a deadlock by aborting it. A constraint failure
+        is ConstraintViolation; any other database failure closes the connection (the next call
         re-opens it) and surfaces as StoreUnavailable (503)."""
         with self._lock:
-            try:
-                return work(self._connect().cursor())
-            except self.dialect.integrity_errors:
-                raise
-            except self.dialect.operational_errors as exc:
-                self.close()
-                raise StoreUnavailable("the database is unavailable") from exc
+            for attempt in range(3):
+                try:
+                    connection = self._connect()
+                    cursor = connection.cursor()
+                    if not transaction:
+                        return work(cursor)
+                    self.dialect.begin(connection)
+                    try:
+                        result = work(cursor)
+                        connection.commit()
+                    except BaseException:
+                        self._rollback(connection)
+                        raise
+                    return result
+                except self.dialect.errors as exc:
+                    if self.dialect.is_integrity(exc):
+                        raise ConstraintViolation("a constraint of the database refused the write") from exc
+                    if attempt < 2 and self.dialect.is_retryable(exc):
+                        # The database chose us as a deadlock's victim and rolled the whole of
+                        # `work` back: running it again cannot apply anything twice.
+                        continue
+                    self.close()
+                    raise StoreUnavailable("the database is unavailable") from exc
+            raise AssertionError("unreachable")
 
     def close(self) -> None:
         with self._lock:
@@ -172,11 +312,11 @@ class SqlStore:
 
         def work(cursor):
             cursor.execute(self._q("INSERT INTO sesmail_idempotency (" + ", ".join(_IDEM_COLUMNS)
-                                   + ") VALUES (" + ", ".join("?" * len(_IDEM_COLUMNS)) + ")"), values)
+                                   + ") VALUES (" + _marks(len(_IDEM_COLUMNS)) + ")"), values)
 
         try:
             self._run(work)
-        except self.dialect.integrity_errors:
+        except ConstraintViolation:
             return False
         return True
 
@@ -214,7 +354,7 @@ class SqlStore:
 
         try:
             self._run(work)
-        except self.dialect.integrity_errors:
+        except ConstraintViolation:
             pass  # already recorded (an adopted MessageId): nothing to add
 
     def sent_for_ref(self, idem_ref: str, since: float) -> str | None:
@@ -233,23 +373,286 @@ class SqlStore:
 
         def work(cursor):
             cursor.execute(self._q("SELECT message_id FROM sesmail_sent WHERE message_id IN ("
-                                   + ", ".join("?" * len(message_ids)) + ")"), tuple(message_ids))
+                                   + _marks(len(message_ids)) + ")"), tuple(message_ids))
             return {row[0] for row in cursor.fetchall()}
 
         return self._run(work)
 
-    # -- events -------------------------------------------------------------------------------
-    def message_events(self, message_id: str) -> list[dict]:
+    def unsettled_messages(self, since: float, until: float, final_events: tuple[str, ...],
+                           limit: int) -> list[dict]:
+        """Sent messages created in [since, until) with no event named in `final_events`, oldest
+        first: those whose callbacks may have been lost (SPEC 3.5, reconciliation)."""
+        finals = tuple(final_events)
+        sql = ("SELECT s.message_id, s.sender, s.recipients, s.created_at FROM sesmail_sent s"
+               " WHERE s.created_at >= ? AND s.created_at < ?")
+        if finals:
+            sql += (" AND NOT EXISTS (SELECT 1 FROM sesmail_events e WHERE e.message_id = s.message_id"
+                    " AND e.event IN (" + _marks(len(finals)) + "))")
+        sql += " ORDER BY s.created_at, s.message_id LIMIT ?"
+
         def work(cursor):
+            cursor.execute(self._q(sql), (since, until, *finals, int(limit)))
+            return cursor.fetchall()
+
+        return [{"MessageId": message_id, "Sender": sender, "Recipients": json.loads(recipients),
+                 "CreatedAt": float(created_at)}
+                for message_id, sender, recipients, created_at in self._run(work)]
+
+    # -- events -------------------------------------------------------------------------------
+    def insert_events(self, rows: list[dict]) -> int:
+        """Store events, skipping any whose event_id is already stored (the key decides, so
+        concurrent deliveries of one event end as one row). All rows or none: one transaction.
+        Returns how many rows were new."""
+        unique: dict[str, tuple] = {}
+        for row in rows:
+            if row["event_id"] not in unique:
+                email = row["email"]
+                unique[row["event_id"]] = (
+                    row["event_id"], row["message_id"], email.lower() if isinstance(email, str) else email,
+                    row["event"], row["event_time"], _json(row["details"]), row["raw"], int(bool(row["polled"])),
+                    row["stored_at"], row["expires_at"])
+        if not unique:
+            return 0
+        # Key order: two batches sharing events lock them in the same order, so they cannot deadlock.
+        values = [unique[event_id] for event_id in sorted(unique)]
+        head = "INSERT INTO sesmail_events (" + ", ".join(_EVENT_COLUMNS) + ") VALUES "
+        row_marks = "(" + _marks(len(_EVENT_COLUMNS)) + ")"
+        tail = _SKIP_DUPLICATE_EVENT[self.dialect.name]
+
+        def work(cursor):
+            new = 0
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start:start + _CHUNK]
+                cursor.execute(self._q(head + ", ".join([row_marks] * len(chunk)) + tail),
+                               tuple(value for row in chunk for value in row))
+                new += max(cursor.rowcount, 0)
+            return new
+
+        # A single chunk is one statement, atomic by itself: no BEGIN/COMMIT round trips needed.
+        return self._run(work, transaction=len(values) > _CHUNK)
+
+    def message_events(self, message_id: str) -> list[dict]:
+        """A message's events in time order: {"Event", "Email", "Timestamp", **details, "Polled"?}."""
+        def work(cursor):
+            # NULL times first on every database (PostgreSQL would sort them last by default).
             cursor.execute(self._q("SELECT event, email, event_time, details, polled FROM sesmail_events"
-                                   " WHERE message_id = ? ORDER BY event_time, stored_at"), (message_id,))
+                                   " WHERE message_id = ? ORDER BY CASE WHEN event_time IS NULL THEN 0 ELSE 1 END,"
+                                   " event_time, stored_at, event_id"), (message_id,))
             return cursor.fetchall()
 
         events = []
         for event, email, event_time, details, polled in self._run(work):
-            entry = {"Event": event, "Email": email, "Timestamp": event_time}
+            entry = {"Event": event, "Email": email,
+                     "Timestamp": None if event_time is None else int(event_time)}
             entry.update(json.loads(details))
             if polled:
                 entry["Polled"] = True
             events.append(entry)
         return events
+
+    # -- suppressions -------------------------------------------------------------------------
+    def suppress(self, email: str, scope: str, reason: str, source: str, now: float) -> None:
+        """Add (email, scope) to the suppression list; a repeat keeps the first created_at."""
+        sql = self._q("INSERT INTO sesmail_suppressions (email, scope, reason, source, created_at)"
+                      " VALUES (?, ?, ?, ?, ?)" + _UPSERT_SUPPRESSION[self.dialect.name])
+        params = (email.lower(), scope, reason, source, now)
+
+        def work(cursor):
+            cursor.execute(sql, params)
+
+        self._run(work)
+
+    def unsuppress(self, email: str) -> int:
+        """Remove an address from the suppression list, every scope; returns the rows removed."""
+        def work(cursor):
+            cursor.execute(self._q("DELETE FROM sesmail_suppressions WHERE email = ?"), (email.lower(),))
+            return max(cursor.rowcount, 0)
+
+        return self._run(work)
+
+    def list_suppressions(self, offset: int, limit: int) -> list[dict]:
+        def work(cursor):
+            cursor.execute(self._q("SELECT email, scope, reason, source, created_at FROM sesmail_suppressions"
+                                   " ORDER BY email, scope LIMIT ? OFFSET ?"), (int(limit), int(offset)))
+            return cursor.fetchall()
+
+        return [{"Email": email, "Scope": scope, "Reason": reason, "Source": source, "CreatedAt": float(created)}
+                for email, scope, reason, source, created in self._run(work)]
+
+    def suppressions_for(self, emails: list[str], marketing: bool) -> dict[str, dict]:
+        """Which of these addresses may not be mailed: scope "all" always, "marketing" too when the
+        mail is marketing. {email (lower-cased): {"Scope", "Reason"}}; "all" wins over "marketing"."""
+        wanted = sorted({email.lower() for email in emails})
+        if not wanted:
+            return {}
+        scopes = ("all", "marketing") if marketing else ("all",)
+
+        def work(cursor):
+            found = []
+            for start in range(0, len(wanted), 500):  # one query for any real send (at most 90)
+                chunk = wanted[start:start + 500]
+                cursor.execute(self._q("SELECT email, scope, reason FROM sesmail_suppressions WHERE email IN ("
+                                       + _marks(len(chunk)) + ") AND scope IN (" + _marks(len(scopes)) + ")"),
+                               (*chunk, *scopes))
+                found.extend(cursor.fetchall())
+            return found
+
+        result: dict[str, dict] = {}
+        for email, scope, reason in self._run(work):
+            if email not in result or scope == "all":
+                result[email] = {"Scope": scope, "Reason": reason}
+        return result
+
+    # -- retention ----------------------------------------------------------------------------
+    def purge(self, now: float, sent_before: float) -> dict:
+        """Delete what has expired (SPEC 5: personal data has an end). Each DELETE by itself, on
+        its own index: one long transaction would hold locks against the webhook's inserts."""
+        counts = {}
+        for name, sql, bound in (
+                ("Idempotency", "DELETE FROM sesmail_idempotency WHERE expires_at < ?", now),
+                ("Events", "DELETE FROM sesmail_events WHERE expires_at < ?", now),
+                ("Sent", "DELETE FROM sesmail_sent WHERE created_at < ?", sent_before),
+                ("DigestItems", "DELETE FROM sesmail_digest_items WHERE expires_at < ?", now)):
+            def work(cursor, sql=sql, bound=bound):
+                cursor.execute(self._q(sql), (bound,))
+                return max(cursor.rowcount, 0)
+
+            counts[name] = self._run(work)
+        return counts
+
+    def erase_address(self, email: str) -> dict:
+        """Delete everything stored about an address, in one transaction: its events, its
+        suppressions, its queued digest items, sent-log rows listing it among recipients,
+        idempotency records whose attempt names it. Returns the rows removed per kind."""
+        address = email.lower()
+        # Recipients and attempts are JSON text written by json.dumps: the address appears there as
+        # its own JSON string, quotes included, so "a@x.io" cannot match "ba@x.io". LOWER(): LIKE is
+        # case-insensitive in SQLite only, and an attempt may keep an address as the caller wrote it.
+        pattern = _like_contains(json.dumps(address))
+        like = f" LIKE ? ESCAPE '{_LIKE_ESCAPE}'"
+
+        def work(cursor):
+            counts = {}
+            for name, sql, param in (
+                    ("Events", "DELETE FROM sesmail_events WHERE email = ?", address),
+                    ("Suppressions", "DELETE FROM sesmail_suppressions WHERE email = ?", address),
+                    ("DigestItems", "DELETE FROM sesmail_digest_items WHERE email = ?", address),
+                    ("Sent", "DELETE FROM sesmail_sent WHERE LOWER(recipients)" + like, pattern),
+                    ("Idempotency", "DELETE FROM sesmail_idempotency WHERE LOWER(attempt)" + like, pattern)):
+                cursor.execute(self._q(sql), (param,))
+                counts[name] = max(cursor.rowcount, 0)
+            return counts
+
+        return self._run(work, transaction=True)
+
+    # -- batch tasks ----------------------------------------------------------------------------
+    def record_task(self, task_id: int, receiver_id: int, client: str, subject: str, owned: bool,
+                    now: float) -> None:
+        def work(cursor):
+            cursor.execute(self._q("INSERT INTO sesmail_tasks (task_id, receiver_id, client, subject, owned,"
+                                   " list_deleted, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)"),
+                           (task_id, receiver_id, client, subject[:255], 1 if owned else 0, now))
+
+        try:
+            self._run(work)
+        except ConstraintViolation:
+            pass  # already recorded (an adopted TaskId)
+
+    def known_task_ids(self, task_ids: list[int]) -> set[int]:
+        if not task_ids:
+            return set()
+
+        def work(cursor):
+            cursor.execute(self._q("SELECT task_id FROM sesmail_tasks WHERE task_id IN ("
+                                   + ", ".join("?" * len(task_ids)) + ")"), tuple(task_ids))
+            return {int(row[0]) for row in cursor.fetchall()}
+
+        return self._run(work)
+
+    def owned_lists(self, limit: int) -> list[dict]:
+        """Recipient lists we created whose deletion is still due, oldest first."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT task_id, receiver_id FROM sesmail_tasks WHERE owned = 1 AND"
+                                   " list_deleted = 0 ORDER BY created_at LIMIT ?"), (limit,))
+            return [{"TaskId": int(row[0]), "ReceiverId": int(row[1])} for row in cursor.fetchall()]
+
+        return self._run(work)
+
+    def list_deleted(self, task_id: int) -> None:
+        def work(cursor):
+            cursor.execute(self._q("UPDATE sesmail_tasks SET list_deleted = 1 WHERE task_id = ?"), (task_id,))
+
+        self._run(work)
+
+    # -- digest items ---------------------------------------------------------------------------
+    def queue_digest_items(self, rows: list[dict]) -> None:
+        """rows: item_id, digest, email, item (JSON text), created_at, expires_at; all or none."""
+        columns = ("item_id", "digest", "email", "item", "state", "attempts", "created_at", "expires_at")
+
+        def work(cursor):
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start:start + _CHUNK]
+                values = [value for row in chunk for value in (
+                    row["item_id"], row["digest"], row["email"], row["item"], "queued", 0, row["created_at"],
+                    row["expires_at"])]
+                cursor.execute(self._q("INSERT INTO sesmail_digest_items (" + ", ".join(columns) + ") VALUES "
+                                       + ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(chunk))),
+                               tuple(values))
+
+        self._run(work, transaction=True)
+
+    def digest_recipients(self, digest: str, limit: int = 1_000_000) -> list[str]:
+        def work(cursor):
+            cursor.execute(self._q("SELECT DISTINCT email FROM sesmail_digest_items WHERE digest = ? AND"
+                                   " state = 'queued' ORDER BY email LIMIT ?"), (digest, limit))
+            return [row[0] for row in cursor.fetchall()]
+
+        return self._run(work)
+
+    def claim_digest_items(self, digest: str, email: str, run: str, now: float) -> list[dict]:
+        """Claim a recipient's queued items for a run (one UPDATE: two runs never share an item)
+        and return every item that run holds for the recipient, oldest first."""
+        def work(cursor):
+            cursor.execute(self._q("UPDATE sesmail_digest_items SET state = 'sending', run = ?, claimed_at = ?"
+                                   " WHERE digest = ? AND email = ? AND state = 'queued'"), (run, now, digest, email))
+            cursor.execute(self._q("SELECT item FROM sesmail_digest_items WHERE digest = ? AND email = ? AND"
+                                   " run = ? AND state = 'sending' ORDER BY created_at, item_id"),
+                           (digest, email, run))
+            return [json.loads(row[0]) for row in cursor.fetchall()]
+
+        return self._run(work, transaction=True)
+
+    def finish_digest_items(self, digest: str, email: str, run: str, state: str, carrier: str) -> None:
+        """Mark the run's items for a recipient `sent` (carrier: the MessageId) or `skipped`."""
+        def work(cursor):
+            cursor.execute(self._q("UPDATE sesmail_digest_items SET state = ?, carrier = ? WHERE digest = ? AND"
+                                   " email = ? AND run = ? AND state = 'sending'"),
+                           (state, carrier[:255], digest, email, run))
+
+        self._run(work)
+
+    def release_digest_items(self, digest: str, email: str, run: str, failed: bool, max_attempts: int) -> None:
+        """Give a recipient's items back for a later run; a failure counts an attempt, and items
+        at the cap become `failed` (kept for inspection until they expire)."""
+        def work(cursor):
+            if failed:
+                cursor.execute(self._q(
+                    "UPDATE sesmail_digest_items SET state = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE"
+                    " 'queued' END, attempts = attempts + 1, run = NULL, claimed_at = NULL WHERE digest = ? AND"
+                    " email = ? AND run = ? AND state = 'sending'"), (max_attempts, digest, email, run))
+            else:
+                cursor.execute(self._q("UPDATE sesmail_digest_items SET state = 'queued', run = NULL,"
+                                       " claimed_at = NULL WHERE digest = ? AND email = ? AND run = ? AND"
+                                       " state = 'sending'"), (digest, email, run))
+
+        self._run(work)
+
+    def stale_digest_items(self, digest: str, claimed_before: float) -> list[dict]:
+        """(recipient, run) pairs left `sending` by a run that can no longer be running."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT email, run, MIN(claimed_at) FROM sesmail_digest_items WHERE"
+                                   " digest = ? AND state = 'sending' AND claimed_at < ? GROUP BY email, run"),
+                           (digest, claimed_before))
+            return [{"Email": row[0], "Run": row[1], "ClaimedAt": float(row[2])} for row in cursor.fetchall()]
+
+        return self._run(work)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 
 __all__ = ["SqliteDialect"]
+
+_BUSY_TIMEOUT_S = 10  # a writer waits this long for another (the local stack shares one file)
 
 
 class SqliteDialect:
     name = "sqlite"
-    integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
-    operational_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
     placeholder = "?"
-    text_type = "TEXT"
-    real_type = "REAL"
-    key_type = "TEXT"
+    # OSError: the file's folder cannot be created (a read-only or full disk) is an outage too.
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 
     def __init__(self, url: str) -> None:
         # sqlite:///relative/path or sqlite:////absolute/path (SPEC 3.1)
@@ -28,14 +28,58 @@ class SqliteDialect:
         directory = os.path.dirname(self.path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        # Autocommit (a transaction only for migrations, with begin()). A writer waits up to 10 s
-        # for another (the local stack runs several functions on one file).
-        connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-        # WAL with synchronous=NORMAL: a commit costs no fsync, and readers never block writers.
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        # Autocommit (a transaction only where begin() opens one).
+        connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None,
+                                     check_same_thread=False)
+        try:
+            self._use_wal(connection)
+            connection.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            connection.close()
+            raise
         return connection
+
+    @staticmethod
+    def _use_wal(connection) -> None:
+        """WAL with synchronous=NORMAL: a commit costs no fsync, and readers never block writers.
+        The mode is stored in the file, so only the first connection to a new file switches it;
+        that switch answers "database is locked" at once, without the busy timeout, while another
+        connection holds the file (two instances opening a new file together): try again."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL").fetchone()
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def begin(self, connection) -> None:
         # Take the write lock at once, so a read-then-write transaction cannot be overtaken.
         connection.execute("BEGIN IMMEDIATE")
+
+    # DDL is transactional here: the whole migration runs under one write lock and commits or not.
+    def lock_schema(self, connection) -> None:
+        self.begin(connection)
+
+    def unlock_schema(self, connection, commit: bool) -> None:
+        if commit:
+            connection.commit()
+        else:
+            try:
+                connection.rollback()
+            except sqlite3.Error:
+                pass  # the failure that brought us here is the one to report
+
+    @staticmethod
+    def is_integrity(exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError)
+
+    @staticmethod
+    def is_retryable(exc: BaseException) -> bool:
+        return False  # SQLite waits for its lock (the busy timeout) instead of breaking deadlocks
+
+    @staticmethod
+    def already_exists(exc: BaseException) -> bool:
+        return False  # never half-migrated: the migration is one transaction
