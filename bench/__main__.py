@@ -253,6 +253,90 @@ def figure_handlers(seconds: float, emulator: FakeSes, powertools_s: float) -> N
            f"{mine * 1e3:.3f} ms vs {theirs * 1e3:.3f} ms", "≤ 1.10")
 
 
+def _fresh_database(backend: str) -> tuple[str, Callable[[], None]] | None:
+    """(URL of an empty database, drop it) for sqlite or postgresql; None if the server is absent."""
+    if backend == "sqlite":
+        path = os.path.join(BUILD, f"bench-ingest-{os.getpid()}.sqlite3")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+        return f"sqlite:///{path}", lambda: None
+    import pg8000.dbapi
+
+    name = f"sesmail_bench_{os.getpid()}"
+    try:
+        admin = pg8000.dbapi.connect(user="postgres", host="127.0.0.1", port=5432, database="test", timeout=3)
+    except Exception:
+        return None
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        store.reset()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+    return f"postgresql://postgres@127.0.0.1:5432/{name}", drop
+
+
+def figure_ingestion(seconds: float) -> None:
+    """Webhook events stored per second (one callback per POST, as SES sends them) ÷ raw
+    single-row inserts of the same rows through the same driver."""
+    import importlib.util
+
+    from sesmail import events
+
+    spec = importlib.util.spec_from_file_location("bench_webhook_index",
+                                                  os.path.join(ROOT, "functions", "webhook", "index.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    count = 1500 if seconds < 1 else 6000
+    callbacks = [{"event": "delivered", "email": f"user{i}@example.com", "bulkId": f"qcloudses-{i}",
+                  "timestamp": 1_700_000_000 + i} for i in range(count)]
+    for backend in ("sqlite", "postgresql"):
+        fresh = _fresh_database(backend)
+        if fresh is None:
+            report(f"webhook events stored/s ({backend}) ÷ raw single-row inserts", None, "server not running",
+                   "≥ 0.5")
+            continue
+        url, drop = fresh
+        try:
+            os.environ.update({"SESMAIL_DATABASE_URL": url, "SESMAIL_WEBHOOK_SECRETS": "bench"})
+            config.reset()
+            store.reset()
+            db = store.open_store(url)
+            rows = [events.normalise(c, c, time.time(), 86400) for c in callbacks]
+            columns = ("event_id", "message_id", "email", "event", "event_time", "details", "raw", "polled",
+                       "stored_at", "expires_at")
+            sql = db._q("INSERT INTO sesmail_events (" + ", ".join(columns) + ") VALUES ("
+                        + ", ".join("?" * len(columns)) + ")")
+
+            values = [tuple(json.dumps(row[c]) if c == "details" else int(row[c]) if c == "polled" else row[c]
+                            for c in columns) for row in rows]
+            start = time.perf_counter()
+            for value in values:
+                db._run(lambda cursor, value=value, sql=sql: cursor.execute(sql, value))
+            raw = count / (time.perf_counter() - start)
+            db._run(lambda cursor: cursor.execute("DELETE FROM sesmail_events"))
+            event = {"httpMethod": "POST", "path": "/webhook", "headers": {"content-type": "application/json"},
+                     "queryString": {"token": "bench"}, "body": ""}
+            ctx = {"time_limit_in_ms": 30000, "request_id": "bench"}
+            with quiet_stdout():
+                start = time.perf_counter()
+                for callback in callbacks:
+                    event["body"] = json.dumps(callback)
+                    module.main_handler(event, ctx)
+                ours = count / (time.perf_counter() - start)
+            stored = db._run(lambda cursor: (cursor.execute("SELECT COUNT(*) FROM sesmail_events"),
+                                             cursor.fetchone())[1][0])
+            assert stored == count, (stored, count)
+            report(f"webhook events stored/s ({backend}) ÷ raw single-row inserts", ours / raw,
+                   f"{ours:.0f}/s vs {raw:.0f}/s", "≥ 0.5")
+        finally:
+            drop()
+
+
 def figure_layer_size() -> None:
     sys.path.insert(0, os.path.join(ROOT, "layers", "sesmail"))
     import build as layer_build
@@ -268,6 +352,9 @@ def main() -> None:
     args = parser.parse_args()
     runs, seconds = (3, 0.2) if args.quick else (15, 2.0)
     os.makedirs(BUILD, exist_ok=True)
+    for name in os.listdir(BUILD):  # databases of earlier runs: every figure starts from empty
+        if name.startswith("bench-") and ".sqlite3" in name:
+            os.remove(os.path.join(BUILD, name))
     print(f"sesmail bench — Python {sys.version.split()[0]}; ratios of medians/minima in one run\n")
     emulator = FakeSes()
     try:
@@ -276,10 +363,11 @@ def main() -> None:
         figure_cold_import(layer_dir, runs, emulator)
         powertools_s = figure_validation(seconds)
         figure_handlers(seconds, emulator, powertools_s)
+        figure_ingestion(seconds)
         figure_layer_size()
     finally:
         emulator.stop()
-    for name in ("digest send rate", "SES calls for a 100,000-recipient digest", "webhook ingestion rate"):
+    for name in ("digest send rate", "SES calls for a 100,000-recipient digest"):
         report(name, None, "not built yet", "-")
 
 

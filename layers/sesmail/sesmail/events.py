@@ -43,6 +43,9 @@ OPTIONAL_FIELDS: dict[str, tuple[str, type]] = {
     "subject": ("Subject", str),
     "senttimestamp": ("SentTimestamp", int),
 }
+# json.dumps with options builds an encoder per call; these are built once (the webhook's hot path).
+_identity = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # Kept in the raw payload and the record, not among an event's public details.
 _PRIVATE = ("MessageId", "Timestamp", "Username", "From", "Subject", "SentTimestamp")
 
@@ -82,8 +85,9 @@ def parse_callbacks(payload: Any) -> list[dict]:
     return out
 
 
-def normalise(fields: dict, raw: dict, stored_at: float, ttl_s: int, polled: bool = False) -> dict:
-    """A store row for one callback (see store.insert_events)."""
+def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polled: bool = False) -> dict:
+    """A store row for one callback (see store.insert_events); `raw` is the payload, or its JSON
+    text as received (kept as is: no second encoding on the hot path)."""
     details: dict[str, Any] = {}
     for name, (ours, kind) in OPTIONAL_FIELDS.items():
         value = fields.get(name)
@@ -93,8 +97,7 @@ def normalise(fields: dict, raw: dict, stored_at: float, ttl_s: int, polled: boo
     event = fields["event"].strip()
     email = fields["email"].strip().lower()
     identity = {"Event": event, "Email": email, **details}
-    event_id = hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                              .encode("utf-8", "surrogatepass")).hexdigest()
+    event_id = hashlib.sha256(_identity(identity).encode("utf-8", "surrogatepass")).hexdigest()
     return {
         "event_id": event_id,
         "message_id": details.get("MessageId"),
@@ -102,7 +105,7 @@ def normalise(fields: dict, raw: dict, stored_at: float, ttl_s: int, polled: boo
         "event": event,
         "event_time": details.get("Timestamp"),
         "details": {k: v for k, v in details.items() if k not in _PRIVATE},
-        "raw": json.dumps(raw, ensure_ascii=False, separators=(",", ":")),
+        "raw": raw if isinstance(raw, str) else _compact(raw),
         "polled": polled,
         "stored_at": stored_at,
         "expires_at": stored_at + ttl_s,

@@ -36,7 +36,8 @@ def receive(call: Call) -> Response:
     settings = call.settings
     payload = call.payload()
     callbacks = events.parse_callbacks(payload)
-    raws = payload if isinstance(payload, list) else [payload]
+    # A single object (what SES sends) is stored as the very text it arrived as.
+    raws = payload if isinstance(payload, list) else [call.request.body if call.request else payload]
     if settings.appid:
         for index, fields in enumerate(callbacks):
             username = fields.get("username")

@@ -160,8 +160,7 @@ class ConstraintViolation(Exception):
     message never carries the driver's, which quotes the row (addresses are personal data)."""
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+_json = json.JSONEncoder(separators=(",", ":")).encode  # built once: json.dumps(…, separators) is not
 
 
 def _like_contains(text: str) -> str:
@@ -415,21 +414,27 @@ class SqlStore:
             return 0
         # Key order: two batches sharing events lock them in the same order, so they cannot deadlock.
         values = [unique[event_id] for event_id in sorted(unique)]
-        head = "INSERT INTO sesmail_events (" + ", ".join(_EVENT_COLUMNS) + ") VALUES "
-        row_marks = "(" + _marks(len(_EVENT_COLUMNS)) + ")"
-        tail = _SKIP_DUPLICATE_EVENT[self.dialect.name]
 
         def work(cursor):
             new = 0
             for start in range(0, len(values), _CHUNK):
                 chunk = values[start:start + _CHUNK]
-                cursor.execute(self._q(head + ", ".join([row_marks] * len(chunk)) + tail),
-                               tuple(value for row in chunk for value in row))
+                cursor.execute(self._insert_events_sql(len(chunk)), tuple(value for row in chunk for value in row))
                 new += max(cursor.rowcount, 0)
             return new
 
         # A single chunk is one statement, atomic by itself: no BEGIN/COMMIT round trips needed.
         return self._run(work, transaction=len(values) > _CHUNK)
+
+    def _insert_events_sql(self, rows: int) -> str:
+        """The multi-row INSERT for `rows` events, built once per size (the webhook's hot path)."""
+        key = f"insert_events:{rows}"
+        sql = self._sql.get(key)
+        if sql is None:
+            row_marks = "(" + _marks(len(_EVENT_COLUMNS)) + ")"
+            sql = self._sql[key] = self._q("INSERT INTO sesmail_events (" + ", ".join(_EVENT_COLUMNS) + ") VALUES "
+                                           + ", ".join([row_marks] * rows) + _SKIP_DUPLICATE_EVENT[self.dialect.name])
+        return sql
 
     def message_events(self, message_id: str) -> list[dict]:
         """A message's events in time order: {"Event", "Email", "Timestamp", **details, "Polled"?}."""
