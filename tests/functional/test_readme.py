@@ -69,7 +69,7 @@ def test_the_readme_example_sends_once_and_replays(stack):
 def test_the_readme_keeps_all_its_sections():
     headings = re.findall(r"^## (.+)$", readme(), re.M)
     for heading in ("Try it", "The `send` function", "The `batch` function", "The `webhook` function",
-                    "Failure model", "Configuration", "Local stack", "Benchmarks", "Layout"):
+                    "Security model", "Failure model", "Configuration", "Local stack", "Benchmarks", "Layout"):
         assert heading in headings
 
 
