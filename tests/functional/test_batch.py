@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -240,3 +241,51 @@ def test_a_failed_digest_recipient_keeps_its_items_for_the_next_run(batch, ses_f
     assert json.loads(batch(timer_event("daily"), context())["body"])["Failed"] == 1
     batch(timer_event("daily", time_="2026-11-24T01:00:00Z"), context())
     assert len(ses_fake.sent) == 1
+
+
+def test_a_large_digest_goes_through_recipient_lists(batch, ses_fake, digest_config, tmp_path, monkeypatch):
+    settings = json.loads((tmp_path / "digest.json").read_text())
+    settings["Digests"]["daily"]["BatchAbove"] = 2
+    (tmp_path / "digest.json").write_text(json.dumps(settings))
+    config.reset()
+    queue(batch, [{"Digest": "daily", "Email": f"r{i}@example.com", "Item": {"title": f"t{i}"}} for i in range(3)])
+    result = json.loads(batch(timer_event("daily"), context())["body"])
+    assert (result["Sent"], result["Lists"]) == (3, 1)
+    assert [call["Action"] for call in ses_fake.calls if call["Action"] in ("SendEmail", "BatchSendEmail")] == [
+        "BatchSendEmail"]
+    rows = calls(ses_fake, "CreateReceiverDetailWithData")[0]["Params"]["Datas"]
+    assert json.loads(rows[0]["TemplateData"]) == {"count": 1, "titles": "t0"}
+    batch(timer_event("daily", time_="2026-11-24T01:00:00Z"), context())
+    assert len(calls(ses_fake, "BatchSendEmail")) == 1
+
+
+def test_a_run_that_died_mid_digest_is_resumed_without_resending(batch, ses_fake, digest_config, monkeypatch):
+    # GIVEN a run that sent to a@ and died right after claiming b@'s items
+    from sesmail import digest
+
+    queue(batch, [{"Digest": "daily", "Email": address, "Item": {"title": "x"}}
+                  for address in ("a@example.com", "b@example.com", "c@example.com")])
+    original = digest._Sender.send
+
+    def dies_on_b(self, email):
+        if email == "b@example.com":
+            self.store.claim_digest_items(self.name, email, self.run_key, time.time())
+            raise KeyboardInterrupt("the instance was stopped")
+        return original(self, email)
+
+    monkeypatch.setattr(digest._Sender, "send", dies_on_b)
+    monkeypatch.setattr(digest, "DEFAULT_WORKERS", 1)
+    with pytest.raises(KeyboardInterrupt):
+        batch(timer_event("daily"), context())
+    monkeypatch.setattr(digest._Sender, "send", original)
+    sent_first = sorted(mail["Destination"][0] for mail in ses_fake.sent)
+    assert "a@example.com" in sent_first and "b@example.com" not in sent_first
+    # WHEN SCF retries the event after the dead run's time limit and SES's settle time
+    monkeypatch.setenv("SESMAIL_SETTLE_SECONDS", "0")
+    config.reset()
+    db = store.open_store(config.load().database_url)
+    db._run(lambda cursor: cursor.execute("UPDATE sesmail_digest_items SET claimed_at = claimed_at - 60"))
+    batch(timer_event("daily"), context())
+    # THEN b@ (never sent: SES has no row) and c@ get theirs, a@ nothing more
+    assert sorted(mail["Destination"][0] for mail in ses_fake.sent) == [
+        "a@example.com", "b@example.com", "c@example.com"]

@@ -22,7 +22,8 @@ from .errors import NotFound, OutcomeUnknown, SesmailError, StoreUnavailable
 from .http import Call, Response
 from .store import open_store
 
-__all__ = ["LIST_MAX", "ROWS_PER_UPLOAD", "UPLOAD_MAX_BYTES", "batch_send", "run_batch", "task_status"]
+__all__ = ["LIST_MAX", "ROWS_PER_UPLOAD", "UPLOAD_MAX_BYTES", "BatchRun", "batch_send", "list_chunks", "run_batch",
+           "task_status"]
 
 LIST_MAX = 50_000            # recipients per list (CreateReceiverDetail docs)
 ROWS_PER_UPLOAD = 20_000     # rows per CreateReceiverDetailWithData call
@@ -48,7 +49,7 @@ class PartialBatch(OutcomeUnknown):
         return error
 
 
-def _chunks(recipients: list[dict]) -> list[list[dict]]:
+def list_chunks(recipients: list[dict]) -> list[list[dict]]:
     return [recipients[start:start + LIST_MAX] for start in range(0, len(recipients), LIST_MAX)]
 
 
@@ -83,7 +84,7 @@ class BatchRun:
     def attempt(self) -> dict:
         return {"Action": "BatchSendEmail", "Subject": self.params["Subject"],
                 "ReceiverId": self.params.get("ReceiverId"),
-                "Lists": len(_chunks(self.recipients)) if self.recipients is not None else None}
+                "Lists": len(list_chunks(self.recipients)) if self.recipients is not None else None}
 
     # -- sending ------------------------------------------------------------------------------
     def __call__(self, claim: idempotency.Claim | None = None) -> dict:
@@ -98,7 +99,7 @@ class BatchRun:
             # before anything else, or a second crash would forget them.
             claim.progress(Tasks={str(index): task for index, task in self.done.items()})
         task_ids: list[int] = []
-        for index, chunk in enumerate(_chunks(self.recipients)):
+        for index, chunk in enumerate(list_chunks(self.recipients)):
             if index in self.done:
                 task_ids.append(self.done[index])
                 continue
@@ -108,7 +109,7 @@ class BatchRun:
             except SesmailError as exc:
                 if not task_ids:
                     raise
-                raise PartialBatch(f"{len(task_ids)} of {len(_chunks(self.recipients))} recipient lists were sent"
+                raise PartialBatch(f"{len(task_ids)} of {len(list_chunks(self.recipients))} recipient lists were sent"
                                    " before a later step failed", task_ids, exc) from exc
             task_ids.append(task_id)
             self._record(task_id, receiver_id, owned=True)

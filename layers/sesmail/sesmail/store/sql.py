@@ -661,3 +661,26 @@ class SqlStore:
             return [{"Email": row[0], "Run": row[1], "ClaimedAt": float(row[2])} for row in cursor.fetchall()]
 
         return self._run(work)
+
+    def claim_all_digest_items(self, digest: str, run: str, now: float) -> list[tuple[str, dict]]:
+        """Claim every queued item of a digest for a run (a digest large enough for recipient lists);
+        returns (email, item) for everything the run holds, by recipient then age."""
+        def work(cursor):
+            cursor.execute(self._q("UPDATE sesmail_digest_items SET state = 'sending', run = ?, claimed_at = ?"
+                                   " WHERE digest = ? AND state = 'queued'"), (run, now, digest))
+            cursor.execute(self._q("SELECT email, item FROM sesmail_digest_items WHERE digest = ? AND run = ? AND"
+                                   " state = 'sending' ORDER BY email, created_at, item_id"), (digest, run))
+            return [(row[0], json.loads(row[1])) for row in cursor.fetchall()]
+
+        return self._run(work, transaction=True)
+
+    def finish_digest_emails(self, digest: str, run: str, emails: list[str], state: str, carrier: str) -> None:
+        """finish_digest_items for many recipients at once (a list's worth), in chunks."""
+        def work(cursor):
+            for start in range(0, len(emails), _CHUNK):
+                chunk = emails[start:start + _CHUNK]
+                cursor.execute(self._q("UPDATE sesmail_digest_items SET state = ?, carrier = ? WHERE digest = ? AND"
+                                       " run = ? AND state = 'sending' AND email IN (" + _marks(len(chunk)) + ")"),
+                               (state, carrier[:255], digest, run, *chunk))
+
+        self._run(work, transaction=True)
