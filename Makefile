@@ -13,9 +13,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $(STAMP)
 
-## dev: run the local stack (SES emulator on :8090, functions behind a gateway on :8080)
+## dev: the local stack: functions behind a gateway on :8080, SES emulator and mail page on :8090,
+## timers from serverless.yml; prints every URL and the dev key; Ctrl-C stops it. ARGS="--apigw" etc.
 dev: $(STAMP)
-	$(BIN)/python -m local
+	$(BIN)/python -m local $(ARGS)
 
 ## test: lint (ruff, py39 target), Python 3.9 compatibility (vermin), types (mypy), pytest
 test: lint unit

@@ -74,7 +74,7 @@ def openapi() -> dict:
     def body(schema: dict) -> dict:
         return {"required": True, "content": {"application/json": {"schema": schema}}}
 
-    keyed = [{"bearer": []}, {"apiKey": []}]
+    keyed: list[dict] = [{"bearer": []}, {"apiKey": []}]
     idem = {"name": "Idempotency-Key", "in": "header", "required": False,
             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
     address = {"name": "address", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 254}}

@@ -1,24 +1,32 @@
-"""Local HTTP gateway: turns HTTP requests into Function URL events for the functions.
+"""Local HTTP gateway: turns HTTP requests into the events SCF gives the functions.
 
-The function sees exactly what a Function URL would give it (SPEC 2): `body` as text,
-lower-case `headers` with `x-scf-remote-addr`, `httpMethod`, `path`, `queryString`, and a
-context dict with `request_id` and `time_limit_in_ms`. Never deployed.
+By default each request becomes a Function URL event, exactly what a Function URL would give
+the function (SPEC 2): `body` as text, lower-case `headers` with `x-scf-remote-addr`,
+`httpMethod`, `path`, `queryString`. With `apigw=True` (`python -m local --apigw`) it becomes an
+API Gateway integration event instead (`requestContext`, original-case headers,
+`queryStringParameters`, `pathParameters`, `isBase64Encoded`), the shape of the retired trigger
+that deployed functions may still receive. Which function serves a path is SPEC 3.6's table.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import sys
 import threading
+import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["Gateway", "route_for"]
+from .functions import FunctionMissing, Functions
 
-Handler = Callable[[dict, dict], dict]
+__all__ = ["ROUTES", "Gateway", "route_for"]
 
-# SPEC 3.6: which function serves which path. Longest prefix first.
+Handler = Callable[[Any, Any], Any]
+
+# SPEC 3.6: which function serves which path prefix.
 ROUTES = (
     ("/messages", "send"),
     ("/suppressions", "send"),
@@ -32,7 +40,7 @@ ROUTES = (
 MAX_READ = 7 * 1024 * 1024
 
 
-def route_for(path: str) -> str | None:
+def route_for(path: str) -> Optional[str]:
     if path in ("", "/"):
         return "send"  # a bare Function URL is the send function
     for prefix, name in ROUTES:
@@ -41,13 +49,43 @@ def route_for(path: str) -> str | None:
     return None
 
 
-class Gateway:
-    """`Gateway({"send": main_handler, …}, port=8080).start()` serves in a daemon thread."""
+def function_url_event(method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes,
+                       client_ip: str) -> dict[str, Any]:
+    lowered = {key.lower(): value for key, value in headers}
+    lowered["x-scf-remote-addr"] = client_ip
+    return {"body": body.decode("utf-8", errors="replace"), "headers": lowered, "httpMethod": method,
+            "path": path or "/", "queryString": dict(parse_qsl(query, keep_blank_values=True))}
 
-    def __init__(self, functions: dict[str, Handler], host: str = "127.0.0.1", port: int = 8080,
-                 time_limit_ms: int = 30000) -> None:
+
+def apigw_event(method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes,
+                client_ip: str) -> dict[str, Any]:
+    query_params = dict(parse_qsl(query, keep_blank_values=True))
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:  # API Gateway base64-encodes bodies it cannot pass as text
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    return {
+        "requestContext": {"serviceId": "service-local", "path": path or "/", "httpMethod": method,
+                           "requestId": str(uuid.uuid4()), "identity": {}, "sourceIp": client_ip,
+                           "stage": "release"},
+        "headers": dict(headers), "body": text, "pathParameters": {}, "queryStringParameters": query_params,
+        "headerParameters": {}, "stageVariables": {"stage": "release"}, "path": path or "/",
+        "queryString": query_params, "httpMethod": method, "isBase64Encoded": encoded,
+    }
+
+
+class Gateway:
+    """`Gateway(functions, port=8080).start()` serves in a daemon thread.
+
+    `functions` is a `Functions` (reloading, with each function's context and time limit) or a
+    plain `{"send": main_handler, ...}` dict.
+    """
+
+    def __init__(self, functions: Union[Functions, dict[str, Handler]], host: str = "127.0.0.1", port: int = 8080,
+                 time_limit_ms: int = 30000, apigw: bool = False) -> None:
         self.functions = functions
         self.time_limit_ms = time_limit_ms
+        self.apigw = apigw
         gateway = self
 
         class RequestHandler(BaseHTTPRequestHandler):
@@ -66,10 +104,11 @@ class Gateway:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}"
-        self._thread: threading.Thread | None = None
+        self._thread: Optional[threading.Thread] = None
 
     def start(self) -> Gateway:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="gateway", daemon=True)
         self._thread.start()
         return self
 
@@ -77,49 +116,76 @@ class Gateway:
         self.server.shutdown()
         self.server.server_close()
 
+    def _invoke(self, name: str, event: dict[str, Any]) -> Any:
+        if isinstance(self.functions, Functions):
+            return self.functions.invoke(name, event)
+        handler = self.functions.get(name)
+        if handler is None:
+            raise FunctionMissing(name)
+        return handler(event, {"request_id": str(uuid.uuid4()), "time_limit_in_ms": self.time_limit_ms,
+                               "function_name": name, "memory_limit_in_mb": 128, "namespace": "default"})
+
     def serve(self, http: BaseHTTPRequestHandler) -> None:
         split = urlsplit(http.path)
+        request_id = str(uuid.uuid4())
         length = int(http.headers.get("Content-Length") or 0)
         if length > MAX_READ:
-            self._reply(http, 413, {"Error": {"Code": "RequestSizeLimitExceeded",
-                                              "Message": "the request body is too large"}})
+            self._error(http, 413, "RequestSizeLimitExceeded", "the request body is too large", request_id)
             http.close_connection = True
             return
         raw = http.rfile.read(length) if length else b""
         name = route_for(split.path)
-        handler = self.functions.get(name) if name else None
-        if handler is None:
-            self._reply(http, 404, {"Error": {"Code": "ResourceNotFound", "Message": "no function serves this path"
-                                              }})
+        build = apigw_event if self.apigw else function_url_event
+        event = build(http.command, split.path, split.query, list(http.headers.items()), raw, http.client_address[0])
+        try:
+            if name is None:
+                raise FunctionMissing(split.path)
+            result = self._invoke(name, event)
+        except FunctionMissing:
+            failed = isinstance(self.functions, Functions) and name in self.functions.errors
+            if failed:
+                self._error(http, 502, "InternalError", f"functions/{name} failed to load; see the console",
+                            request_id)
+            else:
+                what = f"functions/{name} does not exist yet" if name else "no function serves this path"
+                self._error(http, 404, "ResourceNotFound", what, request_id)
             return
-        headers = {key.lower(): value for key, value in http.headers.items()}
-        headers["x-scf-remote-addr"] = http.client_address[0]
-        event = {
-            "body": raw.decode("utf-8", errors="replace"),
-            "headers": headers,
-            "httpMethod": http.command,
-            "path": split.path or "/",
-            "queryString": dict(parse_qsl(split.query, keep_blank_values=True)),
-        }
-        context = {"request_id": str(uuid.uuid4()), "time_limit_in_ms": self.time_limit_ms,
-                   "function_name": name, "memory_limit_in_mb": 128, "namespace": "default"}
-        result = handler(event, context)
-        status = int(result.get("statusCode", 200))
-        body = result.get("body", "")
-        payload = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+        except Exception:
+            # SCF reports a crashed invocation as a function error; the traceback goes to the console.
+            print(f"[local] functions/{name} raised:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            self._error(http, 502, "InternalError", f"functions/{name} raised an exception; see the console",
+                        request_id)
+            return
+        self._answer(http, result)
+
+    @staticmethod
+    def _answer(http: BaseHTTPRequestHandler, result: Any) -> None:
+        if isinstance(result, dict) and "statusCode" in result:
+            status = int(result["statusCode"])
+            headers = dict(result.get("headers") or {})
+            body = result.get("body", "")
+            if isinstance(body, str):
+                payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+            else:
+                payload = json.dumps(body).encode("utf-8")
+        else:
+            # Function URL: a return value without statusCode is sent as a JSON 200.
+            status, headers, payload = 200, {"Content-Type": "application/json"}, json.dumps(result).encode("utf-8")
         http.send_response(status)
-        for key, value in (result.get("headers") or {}).items():
-            http.send_header(key, str(value))
+        for key, value in headers.items():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                http.send_header(key, str(value))
         http.send_header("Content-Length", str(len(payload)))
         http.end_headers()
         if http.command != "HEAD":
             http.wfile.write(payload)
 
     @staticmethod
-    def _reply(http: BaseHTTPRequestHandler, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode("utf-8")
+    def _error(http: BaseHTTPRequestHandler, status: int, code: str, message: str, request_id: str) -> None:
+        payload = json.dumps({"Error": {"Code": code, "Message": message}, "RequestId": request_id}).encode("utf-8")
         http.send_response(status)
         http.send_header("Content-Type", "application/json")
         http.send_header("Content-Length", str(len(payload)))
         http.end_headers()
-        http.wfile.write(payload)
+        if http.command != "HEAD":
+            http.wfile.write(payload)

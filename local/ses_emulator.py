@@ -1,61 +1,68 @@
-"""In-process fake of Tencent Cloud SES (API 2020-10-02) that the real SDK talks to over real HTTP.
+"""Local fake of Tencent Cloud SES (API 2020-10-02) that the real SDK talks to over real HTTP.
 
 Tests start it on port 0 and point `HttpProfile(endpoint=emu.endpoint, protocol="http")` at it;
-`python -m local.ses_emulator --port 8090` runs it in the foreground. Standard library only.
+`python -m local.ses_emulator --port 8090` runs it in the foreground; `make dev` runs it inside
+the local stack. This module is the protocol (HTTP, TC3 signatures, scripted faults, chaos, the
+delivery worker); `ses_actions` is what each action does; `mailstore` keeps the state in SQLite
+(in memory unless a data dir is given); `mailpage` serves the page and the `/_local` JSON API.
 
 State a test reads: `calls` (one dict per authenticated request: Action, Params, Headers, Outcome
-"ok" / "error:<Code>" / "dropped" / "http:<status>") and `sent` (accepted SendEmail params plus
-MessageId and RequestTime). Knobs: `senders`, `rate_limit`, `clock`, `auth_clock`, and the fault
+"ok" / "error:<Code>" / "dropped" / "http:<status>"), `sent` (accepted SendEmail params plus
+MessageId and RequestTime), `store` (everything else). Knobs, all off by default so a bare
+emulator accepts what the SDK can send: `senders` (None: any sender), `template_check`,
+`rate_limit`, `recipient_hourly_limit`, `daily_quota`, `callback_url`, `clock`, `auth_clock`,
+the delays `receiver_upload_seconds`, `template_review_seconds`, `deferred_seconds`, and the fault
 methods, which script the next `times` requests of an action ("*" = any), oldest first.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import copy
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
-import secrets
 import socket
 import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Protocol
+from urllib.parse import urlsplit
 
-__all__ = ["SesEmulator", "main"]
+from . import delivery, mailpage, rendering
+from .chaos import Chaos
+from .mailstore import MailStore
+from .ses_actions import Actions
+from .ses_common import ApiError, json_or_none
+
+__all__ = ["ApiError", "SesEmulator", "TimerSource", "main"]
+
+log = logging.getLogger("sesmail.local")
 
 API_VERSION = "2020-10-02"
 # The SDK's _check_error only parses bodies whose Content-Type is exactly one of its two known
 # values; anything else (even with "; charset=utf-8") makes it return errors as empty successes.
 JSON_TYPE = "application/json"
 MAX_SKEW = 300  # seconds; Tencent answers AuthFailure.SignatureExpire beyond +-5 min
-BEIJING = timezone(timedelta(hours=8))  # SES keys GetSendEmailStatus.RequestDate by Beijing date
-STATUS_LOOKBACK_DAYS = 90  # FailedOperation.NotSupportDate: "only the last 90 days"
-MAX_ATTACH_BYTES = 4 * 1024 * 1024  # decoded total, per the SDK's Attachment.Content doc
+# SendEmail's doc: "the whole API request ≤8 MB" (attachments ride base64 inside the JSON).
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 _AUTH_RE = re.compile(
     r"TC3-HMAC-SHA256\s+Credential=([^/\s]+)/(\d{4}-\d{2}-\d{2})/([^/\s]+)/tc3_request,\s*"
     r"SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})", re.ASCII)
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
-class ApiError(Exception):
-    """An SES error answer: HTTP 200 with {"Response": {"Error": {...}, "RequestId"}}."""
+class TimerSource(Protocol):
+    """What the local stack plugs in so timers can be listed and fired through the emulator's API."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
+    def timers(self) -> list[dict[str, Any]]: ...
 
-    def response(self) -> dict[str, Any]:
-        return {"Error": {"Code": self.code, "Message": self.message}}
+    def fire(self, name: str) -> dict[str, Any]: ...
 
 
 class _Reply(NamedTuple):
@@ -64,37 +71,57 @@ class _Reply(NamedTuple):
     body: bytes
     drop: bool = False  # close the connection instead of answering
     delay: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class SesEmulator:
     def __init__(self, secret_id: str = "AKIDlocal", secret_key: str = "local-secret-key",
-                 token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0) -> None:
+                 token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
+                 data_dir: Optional[str] = None, templates_dir: Optional[str] = None) -> None:
         self.secret_id = secret_id
         self.secret_key = secret_key
         self.token = token
         self.host = host
         self.port = port
+        self.data_dir = data_dir
+        self.templates_dir = templates_dir
+        if data_dir:
+            os.makedirs(data_dir, exist_ok=True)
+        self.store = MailStore(os.path.join(data_dir, "ses-emulator.sqlite3") if data_dir else None)
         self.calls: list[dict[str, Any]] = []
-        self.sent: list[dict[str, Any]] = []
-        self.senders: Optional[set[str]] = None  # None: every sender counts as verified
-        self.rate_limit: Optional[int] = None  # requests per second per action
-        self.clock: Callable[[], float] = time.time  # "now" for stored mails and rate limits
+        self.sender_check = False  # see the `senders` property
+        self.template_check = False  # True: a TemplateID the emulator does not know is refused
+        self.rate_limit: Optional[int] = None  # requests per second per action (SES: 20)
+        self.recipient_hourly_limit: Optional[int] = None  # mails per recipient per hour (SES: 10)
+        self.daily_quota: Optional[int] = None  # mails per Beijing day (SES: 500 for a new account)
+        self.max_request_bytes = MAX_REQUEST_BYTES
+        self.callback_url: Optional[str] = None  # where delivery callbacks are posted; None: nowhere
+        self.callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)  # then the callback is dropped
+        self.app_id = "1250000000"  # the `username` of callbacks (an AppId)
+        self.receiver_upload_seconds = 0.0  # a list stays "uploading" (status 2) this long
+        self.template_review_seconds = 0.0  # an API-created template stays "reviewing" this long
+        self.deferred_seconds = 2.0  # `deferred@` mail is delivered this long after its deferral
+        self.clock: Callable[[], float] = time.time  # "now" for mails, limits, tasks and reviews
         # The SDK stamps X-TC-Timestamp with the real clock, so freshness is judged by a separate
         # clock: tests can move `clock` by days without every request expiring.
         self.auth_clock: Callable[[], float] = time.time
+        self.chaos = Chaos()  # the local stack and main() read SESMAIL_EMULATOR_CHAOS
+        self.timer_source: Optional[TimerSource] = None
+        self.worker_paused = False  # tests that step through tasks call tick() themselves
         self._faults: list[dict[str, Any]] = []
         self._windows: dict[str, deque[float]] = {}
-        self._seq = 0
         self._lock = threading.Lock()
+        self._tick_lock = threading.Lock()
+        self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
-        # Later issues add BatchSendEmail, receivers and templates here.
-        self.actions: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-            "SendEmail": self._send_email,
-            "GetSendEmailStatus": self._get_send_email_status,
-            "ListSendTasks": self._list_send_tasks,
-        }
+        self._worker: Optional[threading.Thread] = None
+        self._actions = Actions(self)
+        # Action name -> handler(params) -> response fields; tests may add or replace entries.
+        self.actions: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = self._actions.table()
+        if templates_dir:
+            self.load_templates(templates_dir)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -105,18 +132,23 @@ class SesEmulator:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="ses-emulator", daemon=True)
         self._thread.start()
+        self._worker = threading.Thread(target=self._work, name="ses-emulator-delivery", daemon=True)
+        self._worker.start()
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
-        self._stopping.set()  # wakes handlers sleeping in a delay() fault
+        self._stopping.set()  # wakes handlers sleeping in a delay() fault, and the worker
+        self._wakeup.set()
         server.shutdown()
         server.server_close()
         server.close_connections()
         if self._thread is not None:
             self._thread.join()
+        if self._worker is not None:
+            self._worker.join()
 
     def __enter__(self) -> SesEmulator:
         return self.start()
@@ -128,12 +160,65 @@ class SesEmulator:
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
     def reset(self) -> None:
+        """Forget traffic: calls, mails and their events, lists, tasks, faults, chaos.
+
+        Configuration stays: senders, templates, limits and callback URL.
+        """
         with self._lock:
             self.calls.clear()
-            self.sent.clear()
             self._faults.clear()
             self._windows.clear()
+        self.chaos.clear()
+        self.store.clear_mail()
+        self.store.clear_receivers()
+        self.store.clear_tasks()
+
+    # ---- configuration -------------------------------------------------------------------------
+
+    @property
+    def senders(self) -> Optional[set[str]]:
+        """Known sender addresses, or None when any sender is accepted (the default)."""
+        if not self.sender_check:
+            return None
+        return {row["address"] for row in self.store.senders()}
+
+    @senders.setter
+    def senders(self, addresses: Optional[Any]) -> None:
+        if addresses is None:
+            self.sender_check = False
+            return
+        self.store.clear_senders()
+        for address in addresses:
+            self.store.add_sender(str(address), "", self.clock())
+        self.sender_check = True
+
+    def add_sender(self, address: str, name: str = "") -> None:
+        """Know one more sender (what CreateEmailAddress does), and turn sender checking on."""
+        self.store.add_sender(address, name, self.clock())
+        self.sender_check = True
+
+    def load_templates(self, directory: str) -> list[rendering.RepoTemplate]:
+        """Load (or reload) `templates/`: approved at once, with their stable IDs."""
+        templates = rendering.load_templates(directory)
+        for template in templates:
+            self.store.put_repo_template(template.template_id, template.name, template.html, template.text,
+                                         self.clock())
+        self.templates_dir = directory
+        return templates
+
+    def review_template(self, template_id: int, approved: bool = True, reason: str = "") -> None:
+        """Finish a template's review now (0 approved, 2 rejected), as SES's reviewers would."""
+        if not self.store.review_template(template_id, 0 if approved else 2, reason):
+            raise KeyError(template_id)
+
+    def set_chaos(self, spec: str) -> None:
+        """Random faults from now on (see `local.chaos` for the format); "" turns them off."""
+        self.chaos.set(spec)
 
     # ---- fault injection -------------------------------------------------------------------
 
@@ -199,7 +284,7 @@ class SesEmulator:
         except ApiError as exc:
             return _json_reply(exc.response())  # not recorded: never reached an action
         action = headers.get("X-TC-Action") or ""
-        params = _json_or_none(body)
+        params = json_or_none(body)
         call: dict[str, Any] = {"Action": action, "Params": params if isinstance(params, dict) else {},
                                 "Headers": dict(headers.items()), "Outcome": "ok"}
         with self._lock:
@@ -207,7 +292,9 @@ class SesEmulator:
             limited = self._rate_limited(action, self.clock())
             faults = {} if limited else self._take_faults(action)
         outcome = faults.get("outcome", {})
-        delay = faults.get("delay", {}).get("seconds", 0.0)
+        if not outcome and not limited:
+            outcome = self._chaos_outcome(action)
+        delay = faults.get("delay", {}).get("seconds", 0.0) + outcome.get("latency", 0.0)
         ctype = "application/json; charset=utf-8" if "content_type" in faults else JSON_TYPE
 
         if outcome.get("kind") == "drop_before":
@@ -224,17 +311,38 @@ class SesEmulator:
                                f"`{self.rate_limit}` for a second. Please reduce the frequency of calls.")
             if outcome.get("kind") == "fail":
                 raise ApiError(outcome["code"], outcome["message"])
+            if len(body) > self.max_request_bytes:
+                raise ApiError("RequestSizeLimitExceeded", "The request body exceeds 8 MB.")
             response = self._dispatch(action, params, headers.get("X-TC-Version"))
+            if outcome.get("kind") == "fail_after":
+                raise ApiError(outcome["code"], outcome["message"])
         except ApiError as exc:
             response = exc.response()
             call["Outcome"] = "error:" + exc.code
         except Exception as exc:  # an emulator bug: answer like Tencent would rather than hang the client
+            log.exception("SES emulator error in %s", action)
             response = ApiError("InternalError", f"emulator error: {exc!r}").response()
             call["Outcome"] = "error:InternalError"
         if outcome.get("kind") == "drop_after":
             call["Outcome"] = "dropped"  # processed (and stored) but the reply is lost
             return _Reply(200, ctype, b"", drop=True, delay=delay)
         return _json_reply(response, ctype, delay)
+
+    def _chaos_outcome(self, action: str) -> dict[str, Any]:
+        """The random fault of this request, in the shape of a scripted one."""
+        drawn = self.chaos.draw(action)
+        message = "Error injected by the SES emulator (chaos)."
+        if drawn.drop_before:
+            return {"kind": "drop_before", "latency": drawn.latency}
+        if drawn.http_status is not None:
+            return {"kind": "http", "status": drawn.http_status, "latency": drawn.latency}
+        if drawn.error:
+            return {"kind": "fail", "code": drawn.error, "message": message, "latency": drawn.latency}
+        if drawn.drop_after:
+            return {"kind": "drop_after", "latency": drawn.latency}
+        if drawn.error_after:
+            return {"kind": "fail_after", "code": drawn.error_after, "message": message, "latency": drawn.latency}
+        return {"latency": drawn.latency}
 
     def _dispatch(self, action: str, params: Any, version: Optional[str]) -> dict[str, Any]:
         if not action:
@@ -285,79 +393,120 @@ class SesEmulator:
                 (headers.get("X-TC-Token") or "").encode(), self.token.encode()):
             raise ApiError("AuthFailure.TokenFailure", "The token is invalid.")
 
-    # ---- actions ---------------------------------------------------------------------------
+    # ---- what was sent -------------------------------------------------------------------------
 
-    def _send_email(self, p: dict[str, Any]) -> dict[str, Any]:
-        sender = p.get("FromEmailAddress")
-        if not sender:
-            raise ApiError("MissingParameter", "The request is missing `FromEmailAddress`.")
-        address = _sender_address(sender)
-        if self.senders is not None and address not in self.senders:
-            raise ApiError("FailedOperation.NotAuthenticatedSender", "The sender is not verified.")
-        subject = p.get("Subject")
-        if not isinstance(subject, str) or not 1 <= len(subject) <= 100:
-            raise ApiError("InvalidParameterValue.SubjectLengthError", "Subject must be 1-100 characters.")
-        lists = {name: p.get(name) or [] for name in ("Destination", "Cc", "Bcc")}
-        if not all(isinstance(v, list) for v in lists.values()):
-            raise ApiError("InvalidParameter", "Destination, Cc and Bcc must be lists.")
-        # SDK doc: "at least one of Destination/Cc/Bcc"; SES names the empty case EmailAddressIsNULL.
-        if not any(lists.values()):
-            raise ApiError("InvalidParameterValue.EmailAddressIsNULL", "The recipient address is empty.")
-        for name, cap in (("Destination", 50), ("Cc", 20), ("Bcc", 20)):
-            if len(lists[name]) > cap:
-                raise ApiError("FailedOperation.TooManyRecipients", f"`{name}` takes at most {cap}.")
-        if not all(_is_address(a) for v in lists.values() for a in v):
-            raise ApiError("InvalidParameterValue.ReceiverEmailInvalid", "A recipient address is invalid.")
-        _check_template(p)
-        _check_attachments(p.get("Attachments"))
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """Accepted SendEmail requests, oldest first: the params plus MessageId and RequestTime."""
+        return [dict(json.loads(row["params"]), MessageId=row["message_id"], RequestTime=int(row["request_time"]))
+                for row in self.store.sent_requests()]
 
-        now = self.clock()
-        with self._lock:
-            self._seq += 1
-            stamp = datetime.fromtimestamp(now, BEIJING).strftime("%Y%m%d%H%M%S")
-            message_id = f"qcloudses-{stamp}{self._seq:06d}-{secrets.token_hex(7)}"
-            self.sent.append(dict(copy.deepcopy(p), MessageId=message_id, RequestTime=int(now)))
-        return {"MessageId": message_id}
+    def message(self, key: str) -> dict[str, Any]:
+        """One stored mail as the JSON API shows it (`key`: page id, MessageId or `latest`)."""
+        found = mailpage.message_json(self, key)
+        if found is None:
+            raise KeyError(key)
+        return found
 
-    def _get_send_email_status(self, p: dict[str, Any]) -> dict[str, Any]:
-        day = p.get("RequestDate")
-        if not day:
-            raise ApiError("MissingParameter", "The request is missing `RequestDate`.")
-        try:
-            if not isinstance(day, str) or not _DATE_RE.fullmatch(day):
-                raise ValueError(day)
-            wanted = datetime.strptime(day, "%Y-%m-%d").date()
-        except ValueError:
-            raise ApiError("InvalidParameterValue.WrongDate", "RequestDate must be YYYY-MM-DD.") from None
-        offset, limit = _paging(p)
-        today = datetime.fromtimestamp(self.clock(), BEIJING).date()
-        if (today - wanted).days > STATUS_LOOKBACK_DAYS:
-            raise ApiError("FailedOperation.NotSupportDate", "Only the last 90 days can be queried.")
-        message_id, to = p.get("MessageId"), str(p.get("ToEmailAddress") or "").lower()
-        with self._lock:
-            mails = sorted(self.sent, key=lambda m: m["RequestTime"])
-        rows = []
-        for mail in mails:
-            stamp = mail["RequestTime"]
-            if (datetime.fromtimestamp(stamp, BEIJING).date() != wanted
-                    or (message_id and mail["MessageId"] != message_id)):
+    def messages(self, limit: int = 50) -> list[dict[str, Any]]:
+        return mailpage.messages_json(self, limit)["Messages"]
+
+    def mime(self, row: Any) -> bytes:
+        """The stored MIME of a mail; batch mails are rendered on first read and kept."""
+        if row["mime"] is not None:
+            return bytes(row["mime"])
+        source = json.loads(row["source"])
+        if row["task_id"] is not None:
+            task = self.store.task(row["task_id"])
+            template = json.loads(task["template"]) if task else {}
+            source.update(Html=template.get("Html"), Text=template.get("Text"))
+        mime = self._actions.render(source, [], row["smtp_id"], row["request_time"])
+        self.store.set_mime(row["id"], mime)
+        return mime
+
+    def simulate(self, key: str, kind: str, email: Optional[str] = None,
+                 link: Optional[str] = None) -> dict[str, Any]:
+        """Record an event now (open, click, bounce, softbounce, complaint, unsubscribe, ...) and
+        post its callback. KeyError: no such mail; ValueError: unknown kind or recipient."""
+        row = self.store.message(key)
+        if row is None:
+            raise KeyError(key)
+        if kind not in delivery.SIMULATED:
+            raise ValueError(f"unknown event {kind!r}; one of {', '.join(delivery.SIMULATED)}")
+        recipients = [r["email"] for r in self.store.recipients(row["message_id"])]
+        if email is None:
+            email = recipients[0]
+        elif email.lower() not in {r.lower() for r in recipients}:
+            raise ValueError("that address is not a recipient of this mail")
+        event, extra = delivery.SIMULATED[kind]
+        extra = dict(extra)
+        if event == "click":
+            extra["link"] = link or _first_link(self.mime(row)) or "https://example.com/"
+        event_row = self._actions.event_row(row, email, event, self.clock(), extra)
+        self.store.add_events(row["message_id"], [event_row])
+        self.wake()
+        return event_row[3]
+
+    # ---- the delivery worker ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New work for the worker (a send, a task, an event)."""
+        self._wakeup.set()
+
+    def tick(self) -> None:
+        """Do what is due by `clock()`: run batch tasks, post callbacks. The worker calls this
+        every 100 ms; tests with a fake clock call it after moving the clock."""
+        with self._tick_lock:
+            now = self.clock()
+            self._actions.run_due_tasks(now)
+            self._post_callbacks(now)
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if not self.worker_paused:
+                    self.tick()
+            except Exception:  # keep delivering after an emulator bug; the log says what broke
+                log.exception("SES emulator delivery worker")
+            self._wakeup.wait(0.1)
+            self._wakeup.clear()
+
+    def _post_callbacks(self, now: float) -> None:
+        for event in self.store.due_callbacks(now):
+            if self._stopping.is_set():
+                return
+            url = self.callback_url
+            if not url:
+                self.store.callback_done(event["id"], "off", event["attempts"], None)
                 continue
-            for rcpt in (mail.get("Destination") or []) + (mail.get("Cc") or []) + (mail.get("Bcc") or []):
-                if to and rcpt.lower() != to:
-                    continue
-                rows.append({"MessageId": mail["MessageId"], "ToEmailAddress": rcpt,
-                             "FromEmailAddress": _sender_address(mail["FromEmailAddress"]),
-                             "SendStatus": 0, "DeliverStatus": 1, "DeliverMessage": "",
-                             "RequestTime": stamp, "DeliverTime": stamp, "UserOpened": False,
-                             "UserClicked": False, "UserUnsubscribed": False, "UserComplainted": False})
-        return {"EmailStatusList": rows[offset:offset + limit]}
+            error = delivery.post(url, json.loads(event["payload"]))
+            attempts = event["attempts"] + 1
+            if error is None:
+                self.store.callback_done(event["id"], "posted", attempts, None)
+            elif attempts > len(self.callback_retry_delays):
+                # Tencent documents no retry for callbacks; ours gives up after a few tries.
+                log.warning("callback %s for %s dropped after %d attempts: %s", event["event"],
+                            event["message_id"], attempts, error)
+                self.store.callback_done(event["id"], "failed", attempts, error)
+            else:
+                self.store.callback_retry(event["id"], attempts, now + self.callback_retry_delays[attempts - 1],
+                                          error)
 
-    def _list_send_tasks(self, p: dict[str, Any]) -> dict[str, Any]:
-        _paging(p)
-        return {"Data": [], "TotalCount": 0}
+    # ---- the local HTTP API (mail page, /_local) -----------------------------------------------------
+
+    def local_request(self, method: str, target: str, headers: Any, body: bytes) -> _Reply:
+        split = urlsplit(target)
+        status, ctype, payload, extra = mailpage.handle(self, method, split.path, split.query, headers, body)
+        return _Reply(status, ctype, payload, headers=tuple(extra.items()))
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+def _first_link(mime: bytes) -> Optional[str]:
+    """The first link of the HTML part: what a click "clicks" unless told otherwise."""
+    match = re.search(r"href=[\"'](https?://[^\"']+)[\"']", rendering.parse_mime(mime)["Html"])
+    return match.group(1) if match else None
+
 
 def _tc3_signature(secret_key: str, date: str, service: str, stamp: str, content_type: str,
                    host: str, payload: bytes) -> str:
@@ -370,85 +519,6 @@ def _tc3_signature(secret_key: str, date: str, service: str, stamp: str, content
     for part in (date, service, "tc3_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-def _sender_address(sender: Any) -> str:
-    """The bare address of "Alias <addr>" (SES's alias form) or of a plain address."""
-    sender = str(sender).strip()
-    if sender.endswith(">") and "<" in sender:
-        alias, _, rest = sender.rpartition("<")
-        if ":" in alias:  # SES: the alias must not contain a colon
-            raise ApiError("InvalidParameterValue.IllegalSenderName", "The sender alias is not valid.")
-        sender = rest[:-1].strip()
-    if not _is_address(sender):
-        raise ApiError("FailedOperation.IncorrectSender", "The sender address format is incorrect.")
-    return sender
-
-
-def _is_address(value: Any) -> bool:
-    if not isinstance(value, str) or value.count("@") != 1 or any(c.isspace() for c in value):
-        return False
-    local, domain = value.split("@")
-    return bool(local and domain)
-
-
-def _check_template(p: dict[str, Any]) -> None:
-    template = p.get("Template")
-    if template is None:
-        # Accounts without the legacy whitelist may only send templates.
-        if p.get("Simple") is not None:
-            raise ApiError("FailedOperation.WithOutPermission", "Only template sending is allowed.")
-        raise ApiError("MissingParameter", "The request is missing `Template`.")
-    if not isinstance(template, dict):
-        raise ApiError("InvalidParameter", "`Template` must be an object.")
-    template_id = template.get("TemplateID")
-    if isinstance(template_id, bool) or not isinstance(template_id, int) or template_id <= 0:
-        raise ApiError("FailedOperation.InvalidTemplateID", "The template ID is invalid or unavailable.")
-    data = template.get("TemplateData")
-    if data is None:
-        raise ApiError("FailedOperation.MissingEmailContent", "TemplateData and Simple cannot both be empty.")
-    # TemplateData is a JSON object serialised into a *string*, not a nested object.
-    if not isinstance(data, str) or not isinstance(_json_or_none(data), dict):
-        raise ApiError("FailedOperation.WrongContentJson", "TemplateData must be a JSON object string.")
-
-
-def _check_attachments(attachments: Any) -> None:
-    if not attachments:
-        return
-    if not isinstance(attachments, list):
-        raise ApiError("InvalidParameter", "`Attachments` must be a list.")
-    if len(attachments) > 10:
-        raise ApiError("FailedOperation.TooManyAttachments", "At most 10 attachments are allowed.")
-    total = 0
-    for item in attachments:
-        name = item.get("FileName") if isinstance(item, dict) else None
-        if not isinstance(name, str) or not 1 <= len(name) <= 255:
-            raise ApiError("FailedOperation.InvalidAttachName", "The attachment name is not supported.")
-        try:
-            content = base64.b64decode(item.get("Content") or "", validate=True)
-        except (TypeError, ValueError):  # binascii.Error is a ValueError
-            content = b""
-        if not content:
-            raise ApiError("InvalidParameterValue.AttachContentIsWrong", "Attachment content is not base64.")
-        total += len(content)
-    if total > MAX_ATTACH_BYTES:
-        raise ApiError("FailedOperation.AttachContentToolarge", "Attachments exceed 4 MB in total.")
-
-
-def _paging(p: dict[str, Any]) -> tuple[int, int]:
-    offset, limit = p.get("Offset", 0), p.get("Limit")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ApiError("InvalidParameterValue", "Offset must be a non-negative integer.")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise ApiError("FailedOperation.InvalidLimit", "Limit must be between 1 and 100.")
-    return offset, limit
-
-
-def _json_or_none(text: Any) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def _json_reply(response: dict[str, Any], content_type: str = JSON_TYPE, delay: float = 0.0) -> _Reply:
@@ -480,26 +550,49 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per request on stderr drowns test and dev output
 
-    def do_POST(self) -> None:
+    def _body(self) -> Optional[bytes]:
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             self.send_error(400, "bad Content-Length")
-            return
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def do_POST(self) -> None:
         # Read the whole body even when dropping, so the close is a clean FIN the client sees as
         # "connection closed without response" rather than a reset racing its send.
-        reply = self.server.emulator.process(self.headers, self.rfile.read(length))
+        body = self._body()
+        if body is None:
+            return
+        emulator = self.server.emulator
+        if urlsplit(self.path).path.startswith("/_local/"):
+            self._send(emulator.local_request("POST", self.path, self.headers, body))
+            return
+        reply = emulator.process(self.headers, body)
         if reply.delay:
-            self.server.emulator._stopping.wait(reply.delay)  # stop() cuts the sleep short
+            emulator._stopping.wait(reply.delay)  # stop() cuts the sleep short
         if reply.drop:
             self.close_connection = True
             return
+        self._send(reply)
+
+    def _local(self) -> None:
+        body = self._body()
+        if body is not None:
+            self._send(self.server.emulator.local_request(self.command, self.path, self.headers, body))
+
+    do_GET = do_DELETE = do_HEAD = _local
+
+    def _send(self, reply: _Reply) -> None:
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers:
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(reply.body)
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
         except OSError:  # the client gave up (e.g. read timeout during a delay fault)
             self.close_connection = True
 
@@ -533,10 +626,17 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Local fake of Tencent Cloud SES (API 2020-10-02).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--data-dir", help="keep mails and lists in SQLite here (default: in memory)")
+    parser.add_argument("--templates", help="a templates/ directory to load (turns template checking on)")
+    parser.add_argument("--callback-url", help="where to post delivery callbacks")
     args = parser.parse_args(argv)
     emu = SesEmulator(secret_id=os.environ.get("SESMAIL_LOCAL_SECRET_ID", "AKIDlocal"),
                       secret_key=os.environ.get("SESMAIL_LOCAL_SECRET_KEY", "local-secret-key"),
-                      host=args.host, port=args.port).start()
+                      host=args.host, port=args.port, data_dir=args.data_dir, templates_dir=args.templates)
+    emu.template_check = bool(args.templates)
+    emu.callback_url = args.callback_url
+    emu.set_chaos(os.environ.get("SESMAIL_EMULATOR_CHAOS", ""))
+    emu.start()
     print(f"SES emulator on http://{emu.endpoint} (SecretId {emu.secret_id}); Ctrl-C stops it", flush=True)
     try:
         while True:

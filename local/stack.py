@@ -1,16 +1,34 @@
-"""The local stack: the SES emulator and the functions behind one gateway, no Tencent account.
+"""The local stack: the SES emulator, the functions behind one gateway, and the timers.
 
-`make dev` runs `python -m local`, which calls `main()`. Tests start the same stack on free ports
-with `Stack(gateway_port=0, emulator_port=0)`.
+`make dev` runs `python -m local`, which calls `main()`. Tests start the same stack in-process
+with `Stack(gateway_port=0, emulator_port=0, data_dir=...)`, or as a process exactly as `make dev`
+does. `python -m local fire <TriggerName>` fires a timer of the running stack now.
+
+The emulator is set up as a fresh SES account with a verified sender would be: sender checking
+on (`noreply@sesmail.local`, `noreply@example.com`, `SESMAIL_DEFAULT_SENDER` and
+`SESMAIL_EMULATOR_SENDERS` are known), the repo's templates approved, SES's limits enforced, and
+delivery callbacks posted to the gateway's `/webhook?token=<first webhook secret>`.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import argparse
+import json
+import logging
 import os
+import signal
 import sys
+import threading
 import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+from typing import Any, Optional
 
+from . import cron
+from .functions import FunctionMissing, Functions
 from .gateway import Gateway
 from .ses_emulator import SesEmulator
 
@@ -19,25 +37,53 @@ __all__ = ["LOCAL_SECRET_ID", "LOCAL_SECRET_KEY", "Stack", "main"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOCAL_SECRET_ID = "AKIDlocal"
 LOCAL_SECRET_KEY = "local-secret-key"
-FUNCTIONS = ("send",)  # batch and webhook join as their issues land
+DEFAULT_SENDER = "noreply@sesmail.local"
+# The README's curl example sends as this address; documentation domains are verified locally.
+KNOWN_SENDERS = (DEFAULT_SENDER, "noreply@example.com")
+TIMER_RETRY_DELAY_S = 2.0  # SCF retries failed timer runs; it does not document the interval
+
+# SESMAIL_EMULATOR_* settings of the local stack: (attribute, default, what 0 means)
+EMULATOR_SETTINGS = {
+    "SESMAIL_EMULATOR_RATE_LIMIT": ("rate_limit", 20, "off"),
+    "SESMAIL_EMULATOR_RECIPIENT_HOURLY_LIMIT": ("recipient_hourly_limit", 10, "off"),
+    "SESMAIL_EMULATOR_DAILY_QUOTA": ("daily_quota", 500, "off"),
+    "SESMAIL_EMULATOR_TEMPLATE_REVIEW_SECONDS": ("template_review_seconds", 5.0, "at once"),
+    "SESMAIL_EMULATOR_RECEIVER_UPLOAD_SECONDS": ("receiver_upload_seconds", 1.0, "at once"),
+    "SESMAIL_EMULATOR_DEFERRED_SECONDS": ("deferred_seconds", 2.0, "at once"),
+}
 
 
-def _load(name: str):
-    path = os.path.join(ROOT, "functions", name, "index.py")
-    spec = importlib.util.spec_from_file_location(f"functions_{name}_index", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.main_handler
+def _setting(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise SystemExit(f"{name} must not be negative")
+    return value
 
 
 class Stack:
-    def __init__(self, gateway_port: int = 8080, emulator_port: int = 8090, data_dir: str | None = None) -> None:
-        self.data_dir = data_dir or os.path.join(ROOT, ".local-data")
-        self.emulator = SesEmulator(secret_id=LOCAL_SECRET_ID, secret_key=LOCAL_SECRET_KEY, port=emulator_port)
+    def __init__(self, gateway_port: int = 8080, emulator_port: int = 8090, data_dir: Optional[str] = None,
+                 apigw: bool = False, host: str = "127.0.0.1", serverless_file: Optional[str] = None) -> None:
+        self.data_dir = os.path.abspath(data_dir or os.path.join(ROOT, ".local-data"))
+        self.host = host
         self.gateway_port = gateway_port
-        self.gateway: Gateway | None = None
+        self.apigw = apigw
+        self.serverless_file = serverless_file
+        self.emulator = SesEmulator(secret_id=LOCAL_SECRET_ID, secret_key=LOCAL_SECRET_KEY, host=host,
+                                    port=emulator_port, data_dir=self.data_dir,
+                                    templates_dir=os.path.join(ROOT, "templates"))
+        self.gateway: Optional[Gateway] = None
+        self.functions: Optional[Functions] = None
+        self.scheduler: Optional[cron.Scheduler] = None
+        self._saved_env: dict[str, Optional[str]] = {}
+        self._stopping = threading.Event()
+
+    # ---- environment -------------------------------------------------------------------------
 
     def environment(self) -> dict[str, str]:
         """What the functions read, pointed at the emulator; a variable already set wins."""
@@ -47,43 +93,295 @@ class Stack:
             "SESMAIL_SES_ENDPOINT": self.emulator.endpoint,
             "SESMAIL_SES_PROTOCOL": "http",
             "SESMAIL_API_KEYS": "dev-key",
+            "SESMAIL_WEBHOOK_SECRETS": "dev-secret",
+            "SESMAIL_DEFAULT_SENDER": DEFAULT_SENDER,
             "SESMAIL_DATABASE_URL": "sqlite:///" + os.path.join(self.data_dir, "sesmail.sqlite3"),
         }
 
-    def start(self) -> Stack:
-        from sesmail import config
+    def _set_env(self, name: str, value: str, force: bool) -> None:
+        if name not in self._saved_env:
+            self._saved_env[name] = os.environ.get(name)
+        if force or not os.environ.get(name):
+            os.environ[name] = value
 
-        self.emulator.start()
-        os.makedirs(self.data_dir, exist_ok=True)
-        for name, value in self.environment().items():
-            if name.startswith(("SESMAIL_SES_", "TENCENTCLOUD_")):
-                os.environ[name] = value  # always the emulator's: never a real account by accident
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ.setdefault(name, value)
+                os.environ[name] = value
+        self._saved_env.clear()
+
+    def _config_file(self) -> Optional[str]:
+        """A functions' config naming the repo's templates, unless the project has its own."""
+        own = [os.path.join(ROOT, "functions", name, "sesmail.json") for name in os.listdir(
+            os.path.join(ROOT, "functions"))] if os.path.isdir(os.path.join(ROOT, "functions")) else []
+        if os.environ.get("SESMAIL_CONFIG") or any(os.path.exists(path) for path in own):
+            return None
+        with open(os.path.join(ROOT, "templates", "templates.json"), encoding="utf-8") as handle:
+            templates = json.load(handle)
+        path = os.path.join(self.data_dir, "sesmail.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"Templates": templates}, handle, indent=2)
+        return path
+
+    def _configure_emulator(self) -> None:
+        emu = self.emulator
+        for name, (attribute, default, _) in EMULATOR_SETTINGS.items():
+            value = _setting(name, default)
+            if isinstance(default, int):
+                setattr(emu, attribute, int(value) or None)  # 0 turns a limit off
+            else:
+                setattr(emu, attribute, value)
+        emu.template_check = True
+        try:
+            emu.set_chaos(os.environ.get("SESMAIL_EMULATOR_CHAOS", ""))
+        except ValueError as exc:
+            raise SystemExit(f"SESMAIL_EMULATOR_CHAOS: {exc}") from None
+        extra = [s.strip() for s in os.environ.get("SESMAIL_EMULATOR_SENDERS", "").split(",") if s.strip()]
+        for sender in (*KNOWN_SENDERS, os.environ.get("SESMAIL_DEFAULT_SENDER") or DEFAULT_SENDER, *extra):
+            emu.add_sender(sender.rpartition("<")[2].rstrip(">").strip())
+        secret = (os.environ.get("SESMAIL_WEBHOOK_SECRETS") or "").split(",")[0].strip()
+        assert self.gateway is not None
+        default_url = f"{self.gateway.url}/webhook?token={secret}" if secret else ""
+        url = os.environ.get("SESMAIL_EMULATOR_CALLBACK_URL", default_url).strip()
+        emu.callback_url = url if url and url.lower() != "off" else None
+        emu.timer_source = self
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Stack:
+        os.makedirs(self.data_dir, exist_ok=True)
+        tz = cron.zone(os.environ.get("TZ"))  # fail early on an unknown TZ
+        self.emulator.start()
+        for name, value in self.environment().items():
+            # SES credentials and endpoint are always the emulator's: never a real account by accident.
+            self._set_env(name, value, force=name.startswith(("SESMAIL_SES_", "TENCENTCLOUD_")))
+        if "TENCENTCLOUD_SESSIONTOKEN" in os.environ:
+            self._saved_env.setdefault("TENCENTCLOUD_SESSIONTOKEN", os.environ["TENCENTCLOUD_SESSIONTOKEN"])
+            del os.environ["TENCENTCLOUD_SESSIONTOKEN"]
+        config_path = self._config_file()
+        if config_path:
+            self._set_env("SESMAIL_CONFIG", config_path, force=False)
         no_proxy = os.environ.get("NO_PROXY", "")
-        os.environ["NO_PROXY"] = ",".join(filter(None, [no_proxy, "127.0.0.1", self.emulator.endpoint]))
-        config.reset()
-        self.gateway = Gateway({name: _load(name) for name in FUNCTIONS}, port=self.gateway_port).start()
+        self._set_env("NO_PROXY", ",".join(filter(None, [no_proxy, "127.0.0.1", self.emulator.endpoint])),
+                      force=True)
+        self.functions = Functions(ROOT, region=os.environ.get("SESMAIL_REGION") or "ap-guangzhou",
+                                   on_change=self._timers_changed, serverless_file=self.serverless_file)
+        self._reset_config()
+        self.gateway = Gateway(self.functions, host=self.host, port=self.gateway_port, apigw=self.apigw).start()
+        self._configure_emulator()
+        self.scheduler = cron.Scheduler(self.functions.timers, self._scheduled, tz).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self.scheduler:
+            self.scheduler.stop()
         if self.gateway:
             self.gateway.stop()
         self.emulator.stop()
+        self.emulator.store.close()
+        self._restore_env()
+        self._reset_config()
+
+    @staticmethod
+    def _reset_config() -> None:
+        # The layer parses the environment once per container; this process is the container.
+        config = sys.modules.get("sesmail.config")
+        if config is not None:
+            config.reset()
+
+    # ---- timers ---------------------------------------------------------------------------------
+
+    def _timers_changed(self, timers: list[cron.Timer]) -> None:
+        if self.scheduler is not None:
+            self.scheduler.set_timers(timers, datetime.now(timezone.utc))
+            print(f"[local] serverless.yml changed: {len(timers)} timer(s)", file=sys.stderr, flush=True)
+
+    def _timer(self, name: str) -> cron.Timer:
+        assert self.functions is not None
+        self.functions.refresh()
+        for timer in self.functions.timers:
+            if timer.name == name:
+                return timer
+        raise KeyError(name)
+
+    @staticmethod
+    def timer_event(timer: cron.Timer, at: datetime) -> dict[str, Any]:
+        """A timer event as SCF sends it (trigger-event docs; tests/fixtures/events/timer.json)."""
+        return {"Type": "Timer", "TriggerName": timer.name,
+                "Time": at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "Message": timer.argument}
+
+    def timers(self) -> list[dict[str, Any]]:
+        assert self.functions is not None and self.scheduler is not None
+        self.functions.refresh()
+        nexts = self.scheduler.next_times()
+        out = []
+        for t in self.functions.timers:
+            when = nexts.get(t.name)
+            out.append({"TriggerName": t.name, "Function": t.function, "CronExpression": t.cron.expression,
+                        "Enabled": t.enabled, "Message": t.argument,
+                        "Next": when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                        if t.enabled and when is not None else None})
+        return out
+
+    def fire(self, name: str) -> dict[str, Any]:
+        """Invoke a timer's function now (once, no retry); KeyError for an unknown timer."""
+        timer = self._timer(name)
+        at = datetime.now(timezone.utc).replace(microsecond=0)
+        return self._invoke_timer(timer, at, 1)
+
+    def _scheduled(self, timer: cron.Timer, at: datetime) -> None:
+        # Timer invocations are asynchronous at SCF: the scheduler never waits for the function.
+        threading.Thread(target=self._run_timer, args=(timer, at), name=f"timer-{timer.name}", daemon=True).start()
+
+    def _run_timer(self, timer: cron.Timer, at: datetime) -> None:
+        assert self.functions is not None
+        spec = self.functions.specs.get(timer.function)
+        attempts = 1 + (spec.retries if spec else 2)
+        for attempt in range(1, attempts + 1):
+            outcome = self._invoke_timer(timer, at, attempt)
+            if "Error" not in outcome or outcome.get("Missing") or self._stopping.wait(TIMER_RETRY_DELAY_S):
+                return
+
+    def _invoke_timer(self, timer: cron.Timer, at: datetime, attempt: int) -> dict[str, Any]:
+        assert self.functions is not None
+        event = self.timer_event(timer, at)
+        out: dict[str, Any] = {"TriggerName": timer.name, "Function": timer.function, "Time": event["Time"],
+                               "Attempt": attempt}
+        try:
+            out["Result"] = self.functions.invoke(timer.function, event)
+        except FunctionMissing:
+            out.update(Error=f"functions/{timer.function} does not exist or failed to load", Missing=True)
+        except Exception as exc:  # a run error: SCF retries it (retryNum)
+            out["Error"] = f"{type(exc).__name__}: {exc}"
+            print(traceback.format_exc(), file=sys.stderr, flush=True)
+        summary = out.get("Error") or json.dumps(out.get("Result"), ensure_ascii=False)[:300]
+        print(f"[local] timer {timer.name} -> {timer.function} ({event['Time']}, attempt {attempt}): {summary}",
+              file=sys.stderr, flush=True)
+        return out
+
+    # ---- the banner -------------------------------------------------------------------------------
+
+    def banner(self) -> str:
+        assert self.gateway is not None and self.functions is not None
+        emu, gw = self.emulator, self.gateway.url
+        present, errors = set(self.functions.names()), self.functions.errors
+
+        def state(name: str) -> str:
+            if name in present:
+                return ""
+            return "  (failed to load: see above)" if name in errors else "  (not written yet: 404)"
+        templates = ", ".join(f"{r['id']} {r['name']}" for r in emu.store.templates())
+        senders = ", ".join(sorted(emu.senders or []))
+        lines = [
+            "sesmail local stack: everything on this machine, no Tencent account",
+            "",
+            f"  Functions      {gw}  ({'API Gateway' if self.apigw else 'Function URL'} events)",
+            f"    send         POST {gw}/send, GET /messages/<MessageId>, /suppressions, /addresses{state('send')}",
+            f"    batch        POST {gw}/batch, GET /batch/tasks/<TaskId>, POST /digest/items{state('batch')}",
+            f"    webhook      POST {gw}/webhook?token={os.environ.get('SESMAIL_WEBHOOK_SECRETS', '').split(',')[0]}"
+            f"{state('webhook')}",
+            f"  API key        {os.environ.get('SESMAIL_API_KEYS', '')}   (Authorization: Bearer <key>, or X-Api-Key)",
+            f"  Mail page      {emu.url}/",
+            f"  Mail JSON      {emu.url}/_local/messages  (newest first; /_local/messages/latest)",
+            f"  SES emulator   {emu.url}  SecretId {emu.secret_id}  SecretKey {emu.secret_key}  any region",
+            f"  Callbacks      -> {emu.callback_url or 'off'}",
+            f"  Templates      {templates}",
+            f"  Senders        {senders}  (default {os.environ.get('SESMAIL_DEFAULT_SENDER', '')})",
+            f"  Limits         {emu.rate_limit or 'no'} req/s per action, {emu.recipient_hourly_limit or 'no'} mails"
+            f"/hour per recipient, {emu.daily_quota or 'no'} mails/day (SESMAIL_EMULATOR_*)",
+            f"  Chaos          {emu.chaos.describe()['Chaos'] or 'off'}  (SESMAIL_EMULATOR_CHAOS, POST /_local/chaos)",
+            f"  Timers         {self._timer_lines() or 'none in serverless.yml'}",
+            f"  Data           {self.data_dir}",
+            "",
+            "From a frontend (fetch):",
+            f"  fetch('{gw}/send', {{method: 'POST', headers: {{'Authorization': 'Bearer dev-key',"
+            " 'Content-Type': 'application/json'}, body: JSON.stringify({Destination: ['ada@example.com'],"
+            " Subject: 'Hello', Template: {TemplateID: 2, TemplateData: {name: 'Ada'}}})})",
+            "From an SDK (Python shown; Node: endpoint '127.0.0.1:PORT', protocol 'http:'):",
+            f"  HttpProfile(endpoint='{emu.endpoint}', protocol='http'),"
+            f" credential.Credential('{emu.secret_id}', '{emu.secret_key}')",
+            "Try:",
+            f"  curl -s {gw}/send -H 'Authorization: Bearer dev-key' \\",
+            "    -d '{\"Destination\": [\"ada@example.com\"], \"Subject\": \"Hello\","
+            " \"Template\": {\"TemplateID\": 2, \"TemplateData\": {\"name\": \"Ada\"}}}'",
+            "  python -m local fire <TriggerName>     (runs a timer now)",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+    def _timer_lines(self) -> str:
+        rows = self.timers()
+        return "; ".join(f"{t['TriggerName']} ({t['CronExpression']} -> {t['Function']}"
+                         f"{', next ' + t['Next'] if t['Next'] else ', enable: false: fire it by hand'})"
+                         for t in rows)
 
 
-def main() -> None:
-    stack = Stack().start()
-    assert stack.gateway
-    print(f"sesmail local stack\n  functions: {stack.gateway.url} (send)\n"
-          f"  SES emulator: http://{stack.emulator.endpoint}\n  API key: {os.environ['SESMAIL_API_KEYS']}\n"
-          "Try:\n"
-          f"  curl -s {stack.gateway.url}/send -H 'Authorization: Bearer dev-key' \\\n"
-          "    -d '{\"FromEmailAddress\": \"noreply@example.com\", \"Destination\": [\"user@example.com\"],"
-          " \"Subject\": \"Hello\", \"Template\": {\"TemplateID\": 1, \"TemplateData\": {\"name\": \"Ada\"}}}'\n"
-          "Ctrl-C stops it.", flush=True)
+# ---- command line ----------------------------------------------------------------------------------
+
+def _fire(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local fire",
+                                     description="Fire a timer of the running local stack now.")
+    parser.add_argument("trigger", metavar="TriggerName")
+    parser.add_argument("--emulator", default=os.environ.get("SESMAIL_EMULATOR_URL", "http://127.0.0.1:8090"),
+                        help="the running stack's SES emulator (default %(default)s)")
+    args = parser.parse_args(argv)
+    url = f"{args.emulator.rstrip('/')}/_local/timers/{urllib.parse.quote(args.trigger, safe='')}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
+        with opener.open(urllib.request.Request(url, data=b"", method="POST"), timeout=900) as reply:
+            result = json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode("utf-8", "replace"), file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"no local stack answers at {args.emulator} ({exc}); start it with `make dev`", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 1 if "Error" in result else 0
+
+
+def _dev(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description="Run the sesmail local stack (make dev). "
+                                     "`python -m local fire <TriggerName>` fires a timer of a running stack.")
+    parser.add_argument("--gateway-port", type=int, default=8080)
+    parser.add_argument("--emulator-port", type=int, default=8090)
+    parser.add_argument("--data-dir", default=None, help="where mail and the functions' store live "
+                                                          "(default .local-data/)")
+    parser.add_argument("--apigw", action="store_true", help="send API Gateway events instead of Function URL ones")
+    parser.add_argument("--serverless", metavar="FILE", help="read functions and timers from FILE instead of "
+                                                              "serverless.yml (try a timer before declaring it)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[local] %(message)s")
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, terminate)
+    # A shell that starts us in the background hands us SIGINT ignored; Ctrl-C must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stack = Stack(args.gateway_port, args.emulator_port, args.data_dir, apigw=args.apigw,
+                      serverless_file=args.serverless).start()
+    except OSError as exc:
+        print(f"cannot start the local stack: {exc} (is `make dev` already running?)", file=sys.stderr)
+        return 1
+    try:
+        print(stack.banner(), flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        pass
+    finally:
         stack.stop()
+        print("sesmail local stack stopped", flush=True)
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fire"]:
+        raise SystemExit(_fire(argv[1:]))
+    raise SystemExit(_dev(argv[1:] if argv[:1] == ["dev"] else argv))

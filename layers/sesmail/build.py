@@ -68,7 +68,10 @@ def compile_pyc(target: str, python: str) -> None:
     # them anyway); -j0 uses every core.
     # A fixed hash seed: marshal writes sets and frozensets in hash order, so a random seed would
     # give different bytes on every build.
-    subprocess.run([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash", target],
+    # -s/-p: the source path recorded in each .pyc is /opt/…, where SCF mounts the layer, not the
+    # build directory (tracebacks read right, and the bytes do not depend on where we built).
+    subprocess.run([python, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash",
+                    "-s", target, "-p", "/opt", target],
                    check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONHASHSEED="0"))
 
 

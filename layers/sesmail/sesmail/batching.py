@@ -145,7 +145,11 @@ class BatchRun:
             if claim is not None:
                 claim.progress(Building={"List": index, "ReceiverId": receiver_id})
             try:
-                for part in _uploads(chunk):
+                for number, part in enumerate(_uploads(chunk)):
+                    if number:
+                        # SES refuses changes to a list it is still processing
+                        # (OperationDenied.ReceiverIsOperating): each upload waits for the last.
+                        self._wait_ready(receiver_id, name, 0)
                     self.ses.call("CreateReceiverDetailWithData", {"ReceiverId": receiver_id, "Datas": part},
                                   self.deadline)
             except OutcomeUnknown:

@@ -66,8 +66,9 @@ def queue(settings: Any, items: list[dict]) -> int:
         if len(body.encode("utf-8")) > MAX_ITEM_BYTES:
             raise InvalidInput(f"Item must be at most {MAX_ITEM_BYTES} bytes of JSON", field=f"{where}Item",
                                code="InvalidParameterValue")
+        # created_at keeps the order items were given in (one request's items share a clock tick).
         rows.append({"item_id": uuid.uuid4().hex, "digest": checked["Digest"], "email": checked["Email"].lower(),
-                     "item": body, "created_at": now, "expires_at": now + settings.event_ttl})
+                     "item": body, "created_at": now + index * 1e-6, "expires_at": now + settings.event_ttl})
     open_store(settings.database_url).queue_digest_items(rows)
     return len(rows)
 
@@ -139,18 +140,17 @@ class _Sender:
             return
         params = dict(self.base, Destination=[email],
                       Template=dict(self.base["Template"], TemplateData=_template_data(self.definition, items)))
-        if not self.limiter.acquire(deadline.at - self.reserve):
-            self.store.release_digest_items(self.name, email, self.run_key, failed=False, max_attempts=0)
-            self._count("Deferred")
-            return
         try:
-            reply = self._ses().call("SendEmail", params, deadline)
+            reply = self._ses().call("SendEmail", params, deadline, self.limiter)
         except OutcomeUnknown:
             self._count("Failed")  # stays `sending`: resolved before it is tried again
             return
         except SesmailError as exc:
-            if exc.code.startswith("RequestLimitExceeded"):
-                self.limiter.penalize(1.0)
+            if exc.code in ("ResourceUnavailable.RateLimited", "ResourceUnavailable.Timeout"):
+                # No slot before the deadline: nothing was sent, the next run takes it.
+                self.store.release_digest_items(self.name, email, self.run_key, failed=False, max_attempts=0)
+                self._count("Deferred")
+                return
             self.store.release_digest_items(self.name, email, self.run_key, failed=True,
                                             max_attempts=self.max_attempts)
             log.warning("digest send failed; items kept", Digest=self.name, Email=log.mask(email), Code=exc.code)

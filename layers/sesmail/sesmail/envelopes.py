@@ -59,8 +59,8 @@ class _Functions(jp_functions.Functions):
     @jp_functions.signature({"types": ["string", "null"]})
     def _func_sesmail_json(self, text):
         try:
-            return json.loads(text) if text else None
-        except ValueError:
+            return loads(text) if text else None
+        except (ValueError, RecursionError):
             return None
 
     @jp_functions.signature({"types": ["string", "null"]})

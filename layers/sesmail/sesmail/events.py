@@ -43,6 +43,9 @@ OPTIONAL_FIELDS: dict[str, tuple[str, type]] = {
     "subject": ("Subject", str),
     "senttimestamp": ("SentTimestamp", int),
 }
+_INT64 = 2**63
+# Longest string kept for a detail (the message id is a VARCHAR(255) column; the rest live in JSON).
+_MAX_TEXT = {"MessageId": 255}
 # json.dumps with options builds an encoder per call; these are built once (the webhook's hot path).
 _identity = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -76,11 +79,14 @@ def parse_callbacks(payload: Any) -> list[dict]:
             raise InvalidInput(f"{where or 'the body'} must be a JSON object (an SES event callback)",
                                field=where or None, code="InvalidParameter")
         lowered = {str(key).lower(): value for key, value in item.items()}
-        for required in ("event", "email"):
+        for required, width in (("event", 64), ("email", 320)):
             value = lowered.get(required)
+            field = f"{where}.{required}" if where else required
             if not isinstance(value, str) or not value.strip():
-                raise InvalidInput(f"{where + '.' if where else ''}{required} is required (a non-empty string)",
-                                   field=f"{where}.{required}" if where else required, code="MissingParameter")
+                raise InvalidInput(f"{field} is required (a non-empty string)", field=field, code="MissingParameter")
+            if len(value.strip()) > width or "\x00" in value:
+                raise InvalidInput(f"{field} must be at most {width} characters, without NUL", field=field,
+                                   code="InvalidParameterValue")
         out.append(lowered)
     return out
 
@@ -92,8 +98,13 @@ def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polle
     for name, (ours, kind) in OPTIONAL_FIELDS.items():
         value = fields.get(name)
         # bool is an int in Python but not in JSON; "" is how old payloads say "absent".
-        if isinstance(value, kind) and not isinstance(value, bool) and value != "":
-            details[ours] = value
+        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+            continue
+        if isinstance(value, int) and not -_INT64 <= value < _INT64:
+            continue  # BIGINT columns; a larger number is not one SES sends
+        if isinstance(value, str) and (len(value) > _MAX_TEXT.get(ours, 4096) or "\x00" in value):
+            continue  # wider than its column (or holding NUL, which PostgreSQL text refuses): absent
+        details[ours] = value
     event = fields["event"].strip()
     email = fields["email"].strip().lower()
     identity = {"Event": event, "Email": email, **details}

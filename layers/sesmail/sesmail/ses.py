@@ -114,11 +114,15 @@ class SesClient:
             self._credentials = credentials
         return self._client
 
-    def call(self, action: str, params: dict, deadline: Deadline) -> dict:
-        """Call one SES action; the `Response` object on success, or one of our errors."""
+    def call(self, action: str, params: dict, deadline: Deadline, limiter: Any = None) -> dict:
+        """Call one SES action; the `Response` object on success, or one of our errors. With a
+        `limiter` (sesmail.ratelimit), every attempt, retries included, waits for its slot."""
         settings = self.settings
         attempts = settings.ses_attempts
         for attempt in range(1, attempts + 1):
+            if limiter is not None and not limiter.acquire(deadline.at - SAFETY_MARGIN_S - MIN_CALL_S):
+                raise Unavailable(f"no slot under SES's rate limit for {action} within the function's time limit",
+                                  code="ResourceUnavailable.RateLimited")
             remaining = deadline.remaining() - SAFETY_MARGIN_S
             if remaining < MIN_CALL_S:
                 raise Unavailable(f"no time left for SES {action} within the function's time limit",
@@ -133,6 +137,8 @@ class SesClient:
                 pause = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
                 if deadline.remaining() - SAFETY_MARGIN_S - pause < MIN_CALL_S:
                     raise retry.final from retry.__cause__
+                if limiter is not None and retry.final.code.startswith("RequestLimitExceeded"):
+                    limiter.penalize(1.0)  # another instance is sending too: everyone slows down
                 log.warning("SES call not applied, retrying", Action=action, Code=retry.final.code,
                             Attempt=attempt, PauseSeconds=round(pause, 3))
                 time.sleep(pause)

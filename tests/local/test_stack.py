@@ -1,0 +1,140 @@
+"""The local stack in-process: its settings, the emulator's setup, timers, and a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from local import stack as stack_module
+from local.stack import Stack
+from tests.local.helpers import wait_for
+
+ECHO = """
+CALLS = []
+
+
+def main_handler(event, context):
+    CALLS.append((event, context["time_limit_in_ms"]))
+    if event.get("Message") == "fail":
+        raise RuntimeError("a run error")
+    return {"Echo": event}
+"""
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(("SESMAIL_", "TENCENTCLOUD_")) or name.lower() in ("http_proxy", "https_proxy"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def timers_file(tmp_path):
+    folder = tmp_path / "functions" / "echo"
+    folder.mkdir(parents=True)
+    (folder / "index.py").write_text(ECHO)
+    path = tmp_path / "serverless.yml"
+    path.write_text(textwrap.dedent(f"""
+        component: scf
+        name: echo
+        inputs:
+          src: {{src: {json.dumps(str(folder))}}}
+          handler: index.main_handler
+          timeout: 7
+          retryNum: 1
+          events:
+            - timer: {{parameters: {{name: every-minute, cronExpression: '0 * * * * * *', enable: true,
+                                     argument: hello}}}}
+            - timer: {{parameters: {{name: failing, cronExpression: '0 0 * * * * *', enable: true,
+                                     argument: fail}}}}
+            - timer: {{parameters: {{name: by-hand, cronExpression: '0 0 0 * * * *', argument: manual}}}}
+    """))
+    return str(path)
+
+
+def start(tmp_path, timers_file=None):
+    return Stack(gateway_port=0, emulator_port=0, data_dir=str(tmp_path / "data"), serverless_file=timers_file).start()
+
+
+def test_the_stack_sets_up_the_emulator_as_a_fresh_account(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("SESMAIL_EMULATOR_SENDERS", "news@shop.example, Shop <shop@shop.example>")
+    monkeypatch.setenv("SESMAIL_EMULATOR_RECIPIENT_HOURLY_LIMIT", "0")
+    monkeypatch.setenv("SESMAIL_EMULATOR_CHAOS", "GetSendEmailStatus:latency=1ms")
+    stack = start(tmp_path)
+    try:
+        emu = stack.emulator
+        assert emu.senders == {"noreply@sesmail.local", "noreply@example.com", "news@shop.example",
+                               "shop@shop.example"}
+        limits = (emu.template_check, emu.rate_limit, emu.recipient_hourly_limit, emu.daily_quota)
+        assert limits == (True, 20, None, 500)
+        assert emu.callback_url == f"{stack.gateway.url}/webhook?token=dev-secret"
+        assert emu.chaos.describe()["Chaos"] == "GetSendEmailStatus:latency=1ms"
+        assert os.environ["SESMAIL_SES_ENDPOINT"] == emu.endpoint
+        with open(os.environ["SESMAIL_CONFIG"]) as handle:
+            assert json.load(handle)["Templates"]["welcome"] == 2
+        banner = stack.banner()
+        for piece in (stack.gateway.url, f"{emu.url}/", "dev-key", "dev-secret", "AKIDlocal", "2 welcome"):
+            assert piece in banner
+    finally:
+        stack.stop()
+    # The environment is given back as it was (only the test's own settings remain).
+    assert sorted(name for name in os.environ if name.startswith(("SESMAIL_", "TENCENTCLOUD_"))) == [
+        "SESMAIL_EMULATOR_CHAOS", "SESMAIL_EMULATOR_RECIPIENT_HOURLY_LIMIT", "SESMAIL_EMULATOR_SENDERS"]
+
+
+def test_settings_already_set_win_and_callbacks_can_be_turned_off(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("SESMAIL_API_KEYS", "my-key")
+    monkeypatch.setenv("SESMAIL_SES_ENDPOINT", "ses.tencentcloudapi.com")  # never a real account locally
+    monkeypatch.setenv("SESMAIL_EMULATOR_CALLBACK_URL", "off")
+    stack = start(tmp_path)
+    try:
+        assert os.environ["SESMAIL_API_KEYS"] == "my-key"
+        assert os.environ["SESMAIL_SES_ENDPOINT"] == stack.emulator.endpoint
+        assert stack.emulator.callback_url is None
+    finally:
+        stack.stop()
+    assert os.environ["SESMAIL_API_KEYS"] == "my-key"
+    assert os.environ["SESMAIL_SES_ENDPOINT"] == "ses.tencentcloudapi.com"
+
+
+def test_a_bad_chaos_variable_stops_the_start(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("SESMAIL_EMULATOR_CHAOS", "SendEmail:explode=1")
+    stack = Stack(gateway_port=0, emulator_port=0, data_dir=str(tmp_path / "data"))
+    with pytest.raises(SystemExit, match="SESMAIL_EMULATOR_CHAOS"):
+        stack.start()
+    stack.stop()
+
+
+def test_timers_are_listed_fired_now_and_on_schedule(clean_env, tmp_path, timers_file, monkeypatch):
+    monkeypatch.setattr(stack_module, "TIMER_RETRY_DELAY_S", 0.01)
+    stack = start(tmp_path, timers_file)
+    try:
+        calls = sys.modules["functions_echo_index"].CALLS
+        with urllib.request.urlopen(f"{stack.emulator.url}/_local/timers", timeout=10) as reply:
+            listed = {t["TriggerName"]: t for t in json.loads(reply.read())["Timers"]}
+        assert (listed["every-minute"]["Enabled"], listed["by-hand"]["Enabled"], listed["by-hand"]["Next"]) == (
+            True, False, None)
+        # Fired now through the emulator's API: the function's answer comes back.
+        request = urllib.request.Request(f"{stack.emulator.url}/_local/timers/by-hand", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            fired = json.loads(reply.read())
+        event = fired["Result"]["Echo"]
+        assert (event["Type"], event["TriggerName"], event["Message"]) == ("Timer", "by-hand", "manual")
+        assert datetime.strptime(event["Time"], "%Y-%m-%dT%H:%M:%SZ")
+        assert calls[-1][1] == 7000  # the timeout of serverless.yml, in the context
+        # On schedule: what is due runs; the disabled timer does not.
+        assert stack.scheduler is not None
+        later = datetime.now(timezone.utc) + timedelta(hours=1, minutes=1)
+        stack.scheduler.run_pending(later)
+        wait_for(lambda: {c[0]["TriggerName"] for c in calls} >= {"every-minute", "failing"}, what="the timers")
+        # A run that raises is retried (retryNum: 1 -> two attempts in all).
+        wait_for(lambda: [c[0]["TriggerName"] for c in calls].count("failing") == 2, what="the retry")
+        assert [c[0]["TriggerName"] for c in calls].count("by-hand") == 1
+    finally:
+        stack.stop()
