@@ -166,3 +166,9 @@ def test_every_rotated_credential_is_accepted_by_every_http_function(env, name):
     handler = load_function(name).main_handler
     for credential in valid:
         assert handler(build(credential), context())["statusCode"] not in (401, 403)
+
+
+def test_a_replayed_idempotent_request_is_not_counted_again(send, policies, ses_fake):
+    results = [send_as(send, headers={"idempotency-key": "once"})[0] for _ in range(4)]
+    assert results == [200] * 4  # MailsPerRecipientPerHour is 2, but only the first request sent
+    assert len(ses_fake.sent) == 1

@@ -158,13 +158,9 @@ class _Sender:
             return
         message_id = str(reply.get("MessageId") or "")
         now = time.time()
-        self.store.record_sent(message_id, "digest", rules_bare(params["FromEmailAddress"]), [email], now)
+        self.store.record_sent(message_id, "digest", rules.bare_address(params["FromEmailAddress"]), [email], now)
         self.store.finish_digest_items(self.name, email, self.run_key, "sent", message_id)
         self._count("Sent")
-
-
-def rules_bare(address: str) -> str:
-    return address.rpartition("<")[2].rstrip(">").strip().lower()
 
 
 def _resolve_stale(call: Call, sender: _Sender) -> None:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from .errors import Forbidden, SesmailError
+from .rules import bare_address
 
 __all__ = ["Counters", "RateLimited", "check_origin", "check_request", "check_send", "policy_for"]
 
@@ -104,10 +105,6 @@ def check_origin(settings: Any, client: str, origin: str | None) -> bool:
     return True
 
 
-def _bare(address: str) -> str:
-    return address.rpartition("<")[2].rstrip(">").strip().lower()
-
-
 def check_send(settings: Any, client: str, params: dict, recipient_fields: list[tuple[str, list[str]]],
                per_recipient: bool = True) -> None:
     """Templates, senders, recipients per request and (for SendEmail) mails per recipient per hour."""
@@ -122,7 +119,7 @@ def check_send(settings: Any, client: str, params: dict, recipient_fields: list[
                             code="UnauthorizedOperation.TemplateNotAllowed")
     senders = policy.get("Senders")
     if senders is not None:
-        sender = _bare(params["FromEmailAddress"])
+        sender = bare_address(params["FromEmailAddress"])
         domain = "@" + sender.partition("@")[2]
         if sender not in {s.lower() for s in senders} and domain not in {s.lower() for s in senders}:
             raise Forbidden("this client may not send from this address", field="FromEmailAddress",
@@ -137,7 +134,7 @@ def check_send(settings: Any, client: str, params: dict, recipient_fields: list[
         counters = _counters_for(settings)
         for name, addresses in recipient_fields:
             for index, address in enumerate(addresses):
-                wait = counters.hit(f"rcpt:{client}:{_bare(address)}", 3600, per_hour)
+                wait = counters.hit(f"rcpt:{client}:{bare_address(address)}", 3600, per_hour)
                 if wait is not None:
                     raise RateLimited(f"{name}[{index}] has had {per_hour} mails from this client this hour",
                                       field=f"{name}[{index}]", code="FailedOperation.FrequencyLimit",

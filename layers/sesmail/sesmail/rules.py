@@ -32,6 +32,7 @@ __all__ = [
     "List",
     "Object",
     "Str",
+    "bare_address",
     "json_schema",
     "rule_table",
     "validate_batch_send_email",
@@ -63,6 +64,11 @@ _ADDRESS = re.compile(
 # `Alias <address>`: SES wants one space before `<` and no colon in the alias.
 _NAMED = re.compile(r'([^<>:"\r\n]*[^<>:"\r\n ]) <([^<>\s]+)>')
 _BAD_FILE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def bare_address(address: str) -> str:
+    """`Alias <a@example.com>` -> `a@example.com`, lower-cased: how addresses are compared and stored."""
+    return address.rpartition("<")[2].rstrip(">").strip().lower()
 
 
 def _refuse(code: str, path: str, rule: str) -> InvalidInput:

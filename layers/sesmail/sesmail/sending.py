@@ -23,24 +23,25 @@ CLOCK_SKEW_S = 2
 STATUS_PAGE = 100  # GetSendEmailStatus's maximum Limit
 
 
-def _bare(address: str) -> str:
-    return address.rpartition("<")[2].rstrip(">").strip().lower()
-
-
 def send_email(call: Call) -> Response:
     settings = call.settings
+    key = call.header("idempotency-key")
+    if key is not None:
+        idempotency.check_key(key)
     payload = call.payload()
     params = rules.validate_send_email(payload, settings.default_sender, settings.templates)
     from .ses import client_for
 
-    if not call.trusted:
-        policy.check_send(settings, call.client, params,
-                          [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
-    check_suppressions(settings, params)
     ses = client_for(settings)
     recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
 
     def operation(claim: idempotency.Claim | None = None) -> dict:
+        # Inside the operation, after an Idempotency-Key's replay check: a replay answers as the
+        # first request did, and is not counted again by a client's rate policy.
+        if not call.trusted:
+            policy.check_send(settings, call.client, params,
+                              [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
+        check_suppressions(settings, params)
         reply = ses.call("SendEmail", params, call.deadline)
         message_id = reply.get("MessageId")
         if not isinstance(message_id, str) or not message_id:
@@ -50,14 +51,13 @@ def send_email(call: Call) -> Response:
                  To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
         return {"MessageId": message_id}
 
-    key = call.header("idempotency-key")
     ref = _ref(call.client, key) if key is not None else None
 
     def record(body: dict) -> None:
         now = time.time()
         open_store(settings.database_url).record_sent(
-            body["MessageId"], call.client, _bare(params["FromEmailAddress"]),
-            [_bare(address) for address in recipients], now, ref)
+            body["MessageId"], call.client, rules.bare_address(params["FromEmailAddress"]),
+            [rules.bare_address(address) for address in recipients], now, ref)
 
     if key is None:
         body = operation()
@@ -69,10 +69,10 @@ def send_email(call: Call) -> Response:
         return Response(200, body)
 
     store = open_store(settings.database_url)
-    attempt = {"Action": "SendEmail", "Sender": _bare(params["FromEmailAddress"]),
-               "Destination": [_bare(address) for address in params["Destination"]]}
+    attempt = {"Action": "SendEmail", "Sender": rules.bare_address(params["FromEmailAddress"]),
+               "Destination": [rules.bare_address(address) for address in params["Destination"]]}
     status, body, replayed = idempotency.run(
-        store, call.client, idempotency.check_key(key), idempotency.fingerprint(payload), attempt,
+        store, call.client, key, idempotency.fingerprint(payload), attempt,
         call.deadline.limit_s, settings.idempotency_ttl, operation,
         lambda doubtful: _resolve_send(call, doubtful, ref), record)
     return Response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
@@ -89,13 +89,13 @@ def check_suppressions(settings, params: dict) -> None:
     refuses the send (503): mailing an address that unsubscribed is worse than a retry."""
     fields = [(name, params.get(name) or ()) for name in ("Destination", "Cc", "Bcc")]
     found = open_store(settings.database_url).suppressions_for(
-        [_bare(address) for _, addresses in fields for address in addresses],
+        [rules.bare_address(address) for _, addresses in fields for address in addresses],
         marketing=params.get("TriggerType", 0) != 1)
     if not found:
         return
     for name, addresses in fields:
         for index, address in enumerate(addresses):
-            entry = found.get(_bare(address))
+            entry = found.get(rules.bare_address(address))
             if entry:
                 code = _SUPPRESSED_CODES.get(entry["Scope"], _SUPPRESSED_CODES["all"])
                 raise Forbidden(f"{name}[{index}] is on the suppression list ({entry['Reason']})",
@@ -147,7 +147,7 @@ def _status_match(call: Call, sender: str, recipient: str, started: float, ended
                                                    "Offset": offset, "Limit": STATUS_PAGE}, call.deadline)
             found = page.get("EmailStatusList") or []
             rows.extend(row for row in found if isinstance(row, dict)
-                        and _bare(str(row.get("FromEmailAddress") or "")) == sender
+                        and rules.bare_address(str(row.get("FromEmailAddress") or "")) == sender
                         and isinstance(row.get("RequestTime"), int) and low <= row["RequestTime"] <= high)
             if len(found) < STATUS_PAGE:
                 break
@@ -161,7 +161,7 @@ def _status_match(call: Call, sender: str, recipient: str, started: float, ended
 def resolve_recipient(call: Call, sender: str, recipient: str, started: float, ended: float) -> str | bool | None:
     """For one recipient's in-doubt SendEmail (a digest's): its MessageId if SES sent it, False if
     it provably did not (refused, or no row once settled), None while SES may still be settling."""
-    row = _status_match(call, _bare(sender), recipient, started, ended)
+    row = _status_match(call, rules.bare_address(sender), recipient, started, ended)
     if row is not None:
         return str(row["MessageId"]) if row.get("SendStatus") in (0, None) else False
     return False if time.time() - ended >= call.settings.settle_seconds else None
