@@ -172,3 +172,13 @@ def test_a_replayed_idempotent_request_is_not_counted_again(send, policies, ses_
     results = [send_as(send, headers={"idempotency-key": "once"})[0] for _ in range(4)]
     assert results == [200] * 4  # MailsPerRecipientPerHour is 2, but only the first request sent
     assert len(ses_fake.sent) == 1
+
+
+def test_a_key_with_a_policy_sees_only_its_own_clients_messages(send, policies, ses_fake):
+    def status(key, message_id):
+        return send(http_event(None, method="GET", path=f"/messages/{message_id}", key=key), context())["statusCode"]
+
+    mine = send_as(send)[1]["MessageId"]
+    other = send_as(send, key="dev-key", Destination=["x@example.com"])[1]["MessageId"]
+    assert (status("web-key-2", mine), status("web-key-1", other)) == (200, 404)
+    assert (status("dev-key", mine), status("dev-key", other)) == (200, 200)

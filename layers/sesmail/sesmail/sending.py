@@ -170,6 +170,9 @@ def resolve_recipient(call: Call, sender: str, recipient: str, started: float, e
 def message_status(call: Call) -> Response:
     message_id = call.params["MessageId"]
     store = open_store(call.settings.database_url)
+    if policy.policy_for(call.settings, call.client) and store.sent_owner(message_id) != call.client:
+        # A key with a policy sees only its own client's mail (one without sees everything).
+        raise NotFound("nothing is known about this MessageId", field="MessageId")
     found = store.message_events(message_id)
     if not found and not store.sent_message_ids([message_id]):
         raise NotFound("nothing is known about this MessageId", field="MessageId")

@@ -366,6 +366,15 @@ class SqlStore:
 
         return self._run(work)
 
+    def sent_owner(self, message_id: str) -> str | None:
+        """The client whose request sent a message, if it is in the sent log."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT client FROM sesmail_sent WHERE message_id = ?"), (message_id,))
+            row = cursor.fetchone()
+            return row[0] if row else None
+
+        return self._run(work)
+
     def sent_message_ids(self, message_ids: list[str]) -> set[str]:
         if not message_ids:
             return set()
