@@ -28,6 +28,17 @@ def _int(env: dict, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _float(env: dict, name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number") from exc
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return value
+
+
 def _split(raw: str | None) -> list[str]:
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
 
@@ -67,6 +78,11 @@ class Settings:
         self.database_url = env.get("SESMAIL_DATABASE_URL") or (
             "sqlite:///" + os.path.join(tempfile.gettempdir(), "sesmail.sqlite3"))
         self.redis_url = env.get("SESMAIL_REDIS_URL") or None
+        # SES's limit per action per account, the share each instance takes without Redis, and
+        # the jitter margin the limiter leaves (sesmail.ratelimit).
+        self.ses_rate = _float(env, "SESMAIL_SES_RATE", 20.0, 0.1, 10000.0)
+        self.ses_rate_share = _float(env, "SESMAIL_SES_RATE_SHARE", 1.0, 0.001, 1.0)
+        self.ses_rate_margin = _float(env, "SESMAIL_SES_RATE_MARGIN", 0.025, 0.0, 1.0)
         # How long idempotency records (and later, stored events) are kept: SPEC 3.3 says 24 h.
         self.idempotency_ttl = _int(env, "SESMAIL_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400)
         # SES's status index lags the send; "no row" only means "not sent" after this long (SPEC 5).

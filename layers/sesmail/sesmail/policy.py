@@ -76,7 +76,8 @@ def _counters_for(settings: Any) -> Any:
     if getattr(settings, "redis_url", None):
         from .ratelimit import shared_counters
 
-        return shared_counters(settings) or _counters
+        # Redis failing mid-call counts this instance's way instead of letting the call through.
+        return shared_counters(settings, fallback=_counters) or _counters
     return _counters
 
 
