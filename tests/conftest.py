@@ -30,7 +30,7 @@ def clean_logs(monkeypatch):
 
     def checked(level, message, fields):
         write(level, message, fields)
-        line = log._encode(dict(fields, Message=message, **log._context))
+        line = log._encode(dict(fields, Message=message, **log.context()))
         if any(secret in line for secret in SECRETS) or FULL_ADDRESS.search(line.replace("***@", "")):
             dirty.append(line)
 

@@ -8,31 +8,41 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 
-__all__ = ["bind", "error", "info", "mask", "note", "summary", "warning"]
+__all__ = ["bind", "context", "error", "info", "mask", "note", "summary", "warning"]
 
-_context: dict = {}  # in every line of the invocation: RequestId, Function
-_notes: dict = {}  # gathered for the invocation's one summary line
+# Per thread: SCF runs one invocation per instance at a time, but the local gateway serves several
+# at once in threads. A thread that never bound (a digest's sending pool) uses the last binding.
+_local = threading.local()
+_last: dict = {"context": {}, "notes": {}}
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def bind(**fields) -> None:
     """Start an invocation: `fields` (request id, function) go into every line until the next."""
-    _context.clear()
-    _context.update(fields)
-    _notes.clear()
+    _local.context, _local.notes = dict(fields), {}
+    _last["context"], _last["notes"] = _local.context, _local.notes
+
+
+def context() -> dict:
+    """The fields every line of this invocation carries."""
+    return getattr(_local, "context", None) or _last["context"]
 
 
 def note(**fields) -> None:
     """Add facts (MessageId, recipient count …) to the invocation's summary line: one line per
     request instead of one per step keeps the log cheap and greppable."""
-    _notes.update(fields)
+    notes = getattr(_local, "notes", None)
+    (notes if notes is not None else _last["notes"]).update(fields)
 
 
 def summary(message: str, **fields) -> None:
-    _notes.update(fields)
-    _write("INFO", message, {k: v for k, v in _notes.items() if v is not None})
+    notes = getattr(_local, "notes", None)
+    notes = notes if notes is not None else _last["notes"]
+    notes.update(fields)
+    _write("INFO", message, {k: v for k, v in notes.items() if v is not None})
 
 
 def mask(address: str | None) -> str | None:
@@ -48,7 +58,7 @@ def mask(address: str | None) -> str | None:
 def _write(level: str, message: str, fields: dict) -> None:
     now = round(time.time(), 3)
     record = {"Time": now, "Level": level, "Message": message}
-    record.update(_context)
+    record.update(context())
     record.update(fields)
     # Set again: no field may overwrite the line's own keys (their place stays first).
     record["Time"], record["Level"], record["Message"] = now, level, message
