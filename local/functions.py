@@ -5,7 +5,8 @@ layer's folder (`layers/sesmail`) goes on `sys.path` once, and a function's fold
 handler module is imported (three functions each have an `index.py`). Before each invocation
 the `.py` files of the functions and the layer, the functions' `sesmail.json` and
 `serverless.yml` are checked (one `stat` each): a changed layer re-imports the whole `sesmail`
-package and every function, a changed function re-imports that function. The running process
+package and every function, a changed function re-imports that function, a changed config file
+(`SESMAIL_CONFIG`) is parsed again on the next invocation. The running process
 never restarts, so the SES emulator's mail and the gateway's port stay.
 """
 
@@ -80,6 +81,9 @@ class Functions:
                     stamps["fn:" + name] = self._files(folder, (".py", ".json"))
                     yml.append(os.path.join(folder, "serverless.yml"))
         stamps["yml"] = tuple((p, os.stat(p).st_mtime_ns) for p in yml if os.path.exists(p))
+        # The config file the functions read (`make sync ARGS=--local` rewrites it while they run).
+        config = os.environ.get("SESMAIL_CONFIG")
+        stamps["config"] = (config, os.stat(config).st_mtime_ns) if config and os.path.exists(config) else (config,)
         return stamps
 
     def refresh(self) -> None:
@@ -101,6 +105,10 @@ class Functions:
                 new_timers = [(t.name, t.cron.expression, t.argument, t.enabled) for t in self.timers]
                 if not first and self.on_change is not None and new_timers != old_timers:
                     self.on_change(self.timers)
+            if not first and "config" in changed and not layer_changed:
+                config_module = sys.modules.get("sesmail.config")
+                if config_module is not None:
+                    config_module.reset()  # parsed once per container: this process is the container
             if layer_changed:
                 # A fresh `sesmail` everywhere: functions imported against the old one keep stale objects.
                 for name in [m for m in sys.modules if m == "sesmail" or m.startswith("sesmail.")]:

@@ -54,6 +54,9 @@ TASK_PENDING, TASK_SENDING, TASK_ERROR, TASK_DONE = 1, 5, 7, 10
 # GetSendEmailStatus.SendStatus codes for refusals SES records per recipient
 SEND_FREQUENCY_LIMIT, SEND_DAILY_LIMIT = 1006, 1010
 _HTML_TAG_RE = re.compile(r"<\s*/?\s*[A-Za-z][^>]*>")
+# A Message-ID the email package can write: RFC 5322 dot-atom text on both sides of the "@".
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_MESSAGE_ID = re.compile(_ATOM + "@" + _ATOM, re.ASCII)
 
 
 class Actions:
@@ -120,8 +123,11 @@ class Actions:
         self.check_frequency(recipients, now)
         self.check_quota(len(recipients), now)
         message_id = self.new_message_id(now)
-        smtp_id = p.get("SmtpMessageId") or f"{uuid.uuid4()}@{address.rpartition('@')[2]}"
-        smtp_id = str(smtp_id).strip().strip("<>")
+        # SES documents nothing about a malformed SmtpMessageId: one that is not `id@domain` (blank,
+        # "<>", stray characters) gets a generated Message-ID, as an absent one does.
+        smtp_id = str(p.get("SmtpMessageId") or "").strip().strip("<>").strip()
+        if not _MESSAGE_ID.fullmatch(smtp_id):
+            smtp_id = f"{uuid.uuid4()}@{address.rpartition('@')[2]}"
         source = {"From": p.get("HeaderFrom") or sender, "To": lists["Destination"], "Cc": lists["Cc"],
                   "Bcc": lists["Bcc"], "ReplyTo": p.get("ReplyToAddresses"), "Subject": subject,
                   "TemplateID": template_id, "TemplateName": template["name"] if template else None,
@@ -233,6 +239,30 @@ class Actions:
             header_from=rendering.display_sender(source["From"]), to=source["To"], cc=source["Cc"],
             reply_to=source.get("ReplyTo"), subject=rendering.fill(source["Subject"], data), html=html, text=text,
             attachments=attachments, smtp_id=smtp_id, date=now, extra_headers=extra_headers)
+
+    # ---- SMTP (local.ses_smtp hands accepted messages here) ----------------------------------------
+
+    def smtp_mail(self, sender: str, recipients: list[str], raw: bytes, headers: dict[str, str]) -> str:
+        """Store a message the SMTP endpoint accepted, as SES would record it: SES's limits per
+        recipient and per day, a MessageId of SES's own, the caller's Message-ID kept as `smtp_id`
+        (callbacks carry it as `messageId`), delivery events planned. Returns the MessageId."""
+        now = self.emu.clock()
+        self.check_frequency(recipients, now)
+        self.check_quota(len(recipients), now)
+        message_id = self.new_message_id(now)
+        smtp_id = headers.get("Message-ID", "").strip().strip("<>") or f"{uuid.uuid4()}@{sender.rpartition('@')[2]}"
+        source = {"From": headers.get("From") or sender, "To": recipients, "Cc": [], "Bcc": [],
+                  "ReplyTo": headers.get("Reply-To"), "Subject": headers.get("Subject", ""), "TemplateID": None,
+                  "TemplateName": None, "TemplateData": None}
+        mail = self.mail_row("SMTP", None, message_id, now, sender, headers.get("Subject", ""), None, smtp_id,
+                             {"MailFrom": sender, "RcptTo": recipients}, source, raw)
+        mail["rcpts"], mail["events"] = [], []
+        for email in recipients:
+            mail["rcpts"].append((email, 0))
+            mail["events"] += self.planned(mail, email, now)
+        self.emu.store.add_mails([mail])
+        self.emu.wake()
+        return message_id
 
     # ---- GetSendEmailStatus ------------------------------------------------------------------------
 
@@ -647,9 +677,13 @@ class Actions:
         if name is not None and (not isinstance(name, str) or ":" in name or _has_control(name)):
             raise ApiError("InvalidParameterValue.IllegalSenderName", "The sender alias is incorrect.")
         domain = address.rpartition("@")[2].lower()
+        # Domains are not modelled beyond this: `emu.unverified_domains`, and any domain whose first
+        # label is `unverified` (unverified.example.com), count as unverified; every other is verified.
+        if domain in self.emu.unverified_domains or domain.split(".")[0] == "unverified":
+            raise ApiError("OperationDenied.DomainNotVerified",
+                           "Domain verification failed. Check whether the domain has passed verification.")
         if sum(1 for s in self.emu.store.senders() if s["address"].endswith("@" + domain)) >= MAX_SENDERS_PER_DOMAIN:
             raise ApiError("OperationDenied.ExceedSenderLimit", "The number of sender addresses exceeds the limit.")
-        # Domains are not modelled: every domain counts as verified (no DomainNotVerified).
         if not self.emu.store.add_sender(address, name or "", self.emu.clock()):
             raise ApiError("InvalidParameterValue.RepeatEmailAddress", "This email address already exists.")
         return {}

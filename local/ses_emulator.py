@@ -90,6 +90,7 @@ class SesEmulator:
         self.store = MailStore(os.path.join(data_dir, "ses-emulator.sqlite3") if data_dir else None)
         self.calls: list[dict[str, Any]] = []
         self.sender_check = False  # see the `senders` property
+        self.unverified_domains: set[str] = set()  # CreateEmailAddress answers DomainNotVerified for these
         self.template_check = False  # True: a TemplateID the emulator does not know is refused
         self.rate_limit: Optional[int] = None  # requests per second per action (SES: 20)
         self.recipient_hourly_limit: Optional[int] = None  # mails per recipient per hour (SES: 10)
@@ -262,6 +263,12 @@ class SesEmulator:
             if fault["times"] == 0:
                 self._faults.remove(fault)
         return taken
+
+    def admit(self, action: str) -> bool:
+        """Whether one more request of `action` fits SES's per-second limit now (the SMTP endpoint's
+        check; API requests are counted in process())."""
+        with self._lock:
+            return not self._rate_limited(action, self.clock())
 
     def _rate_limited(self, action: str, now: float) -> bool:
         """Sliding 1 s window of admitted requests per action (caller holds the lock)."""

@@ -30,7 +30,9 @@ from typing import Any, Optional
 from . import cron
 from .functions import FunctionMissing, Functions
 from .gateway import Gateway
+from .rendering import load_templates, variables
 from .ses_emulator import SesEmulator
+from .ses_smtp import DEFAULT_PASSWORD, SmtpEndpoint
 
 __all__ = ["LOCAL_SECRET_ID", "LOCAL_SECRET_KEY", "Stack", "main"]
 
@@ -68,7 +70,8 @@ def _setting(name: str, default: float) -> float:
 
 class Stack:
     def __init__(self, gateway_port: int = 8080, emulator_port: int = 8090, data_dir: Optional[str] = None,
-                 apigw: bool = False, host: str = "127.0.0.1", serverless_file: Optional[str] = None) -> None:
+                 apigw: bool = False, host: str = "127.0.0.1", serverless_file: Optional[str] = None,
+                 smtp_port: Optional[int] = None) -> None:
         self.data_dir = os.path.abspath(data_dir or os.path.join(ROOT, ".local-data"))
         self.host = host
         self.gateway_port = gateway_port
@@ -77,6 +80,11 @@ class Stack:
         self.emulator = SesEmulator(secret_id=LOCAL_SECRET_ID, secret_key=LOCAL_SECRET_KEY, host=host,
                                     port=emulator_port, data_dir=self.data_dir,
                                     templates_dir=os.path.join(ROOT, "templates"))
+        # SES's SMTP interface beside the API (SESMAIL_TRANSPORT=smtp sends through it); a free port
+        # when the others are (tests), else 8025.
+        self.smtp = SmtpEndpoint(self.emulator, host=host,
+                                 port=smtp_port if smtp_port is not None else (0 if emulator_port == 0 else 8025),
+                                 password=os.environ.get("SESMAIL_EMULATOR_SMTP_PASSWORD") or DEFAULT_PASSWORD)
         self.gateway: Optional[Gateway] = None
         self.functions: Optional[Functions] = None
         self.scheduler: Optional[cron.Scheduler] = None
@@ -96,6 +104,13 @@ class Stack:
             "SESMAIL_WEBHOOK_SECRETS": "dev-secret",
             "SESMAIL_DEFAULT_SENDER": DEFAULT_SENDER,
             "SESMAIL_DATABASE_URL": "sqlite:///" + os.path.join(self.data_dir, "sesmail.sqlite3"),
+            # The SMTP transport (when SESMAIL_TRANSPORT=smtp): the emulator's SMTP endpoint, plain on
+            # loopback, and the repo's templates (a deployed function has them in its own folder).
+            "SESMAIL_SMTP_HOST": self.smtp.host,
+            "SESMAIL_SMTP_PORT": str(self.smtp.port),
+            "SESMAIL_SMTP_TLS": "none",
+            "SESMAIL_SMTP_PASSWORD": self.smtp.password,
+            "SESMAIL_TEMPLATES_DIR": os.path.join(ROOT, "templates"),
         }
 
     def _set_env(self, name: str, value: str, force: bool) -> None:
@@ -113,16 +128,23 @@ class Stack:
         self._saved_env.clear()
 
     def _config_file(self) -> Optional[str]:
-        """A functions' config naming the repo's templates, unless the project has its own."""
+        """The functions' config, unless the project points them at its own: the repo's sesmail.json
+        (digests, clients …) with the emulator's template IDs and each template's variables, as
+        `make sync` would write them for this account."""
         own = [os.path.join(ROOT, "functions", name, "sesmail.json") for name in os.listdir(
             os.path.join(ROOT, "functions"))] if os.path.isdir(os.path.join(ROOT, "functions")) else []
         if os.environ.get("SESMAIL_CONFIG") or any(os.path.exists(path) for path in own):
             return None
-        with open(os.path.join(ROOT, "templates", "templates.json"), encoding="utf-8") as handle:
-            templates = json.load(handle)
+        config: dict[str, Any] = {}
+        if os.path.exists(os.path.join(ROOT, "sesmail.json")):
+            with open(os.path.join(ROOT, "sesmail.json"), encoding="utf-8") as handle:
+                config = json.load(handle)
+        repo = load_templates(os.path.join(ROOT, "templates"))
+        config["Templates"] = {t.name: t.template_id for t in repo}
+        config["TemplateVariables"] = {str(t.template_id): variables(t.html, t.text) for t in repo}
         path = os.path.join(self.data_dir, "sesmail.json")
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump({"Templates": templates}, handle, indent=2)
+            json.dump(config, handle, indent=2)
         return path
 
     def _configure_emulator(self) -> None:
@@ -154,9 +176,14 @@ class Stack:
         os.makedirs(self.data_dir, exist_ok=True)
         tz = cron.zone(os.environ.get("TZ"))  # fail early on an unknown TZ
         self.emulator.start()
+        try:
+            self.smtp.start()
+        except BaseException:
+            self.emulator.stop()
+            raise
         for name, value in self.environment().items():
-            # SES credentials and endpoint are always the emulator's: never a real account by accident.
-            self._set_env(name, value, force=name.startswith(("SESMAIL_SES_", "TENCENTCLOUD_")))
+            # SES credentials and endpoints are always the emulator's: never a real account by accident.
+            self._set_env(name, value, force=name.startswith(("SESMAIL_SES_", "SESMAIL_SMTP_", "TENCENTCLOUD_")))
         if "TENCENTCLOUD_SESSIONTOKEN" in os.environ:
             self._saved_env.setdefault("TENCENTCLOUD_SESSIONTOKEN", os.environ["TENCENTCLOUD_SESSIONTOKEN"])
             del os.environ["TENCENTCLOUD_SESSIONTOKEN"]
@@ -180,6 +207,7 @@ class Stack:
             self.scheduler.stop()
         if self.gateway:
             self.gateway.stop()
+        self.smtp.stop()
         self.emulator.stop()
         self.emulator.store.close()
         self._restore_env()
@@ -287,6 +315,8 @@ class Stack:
             f"  Mail page      {emu.url}/",
             f"  Mail JSON      {emu.url}/_local/messages  (newest first; /_local/messages/latest)",
             f"  SES emulator   {emu.url}  SecretId {emu.secret_id}  SecretKey {emu.secret_key}  any region",
+            f"  SES SMTP       {self.smtp.host}:{self.smtp.port}  user: a sender address, password {self.smtp.password}"
+            f"  (transport {os.environ.get('SESMAIL_TRANSPORT') or 'api'}; SESMAIL_TRANSPORT=smtp sends through it)",
             f"  Callbacks      -> {emu.callback_url or 'off'}",
             f"  Templates      {templates}",
             f"  Senders        {senders}  (default {os.environ.get('SESMAIL_DEFAULT_SENDER', '')})",
@@ -348,6 +378,7 @@ def _dev(argv: list[str]) -> int:
                                      "`python -m local fire <TriggerName>` fires a timer of a running stack.")
     parser.add_argument("--gateway-port", type=int, default=8080)
     parser.add_argument("--emulator-port", type=int, default=8090)
+    parser.add_argument("--smtp-port", type=int, default=None, help="SES's SMTP interface, emulated (default 8025)")
     parser.add_argument("--data-dir", default=None, help="where mail and the functions' store live "
                                                           "(default .local-data/)")
     parser.add_argument("--apigw", action="store_true", help="send API Gateway events instead of Function URL ones")
@@ -364,7 +395,7 @@ def _dev(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         stack = Stack(args.gateway_port, args.emulator_port, args.data_dir, apigw=args.apigw,
-                      serverless_file=args.serverless).start()
+                      serverless_file=args.serverless, smtp_port=args.smtp_port).start()
     except OSError as exc:
         print(f"cannot start the local stack: {exc} (is `make dev` already running?)", file=sys.stderr)
         return 1

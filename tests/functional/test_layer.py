@@ -106,3 +106,21 @@ def test_the_webhook_and_batch_functions_run_on_python_39(built, ses_fake, tmp_p
     assert run_on_runtime(built, "webhook", [callback], env)[0][0] == 200
     timer = {"Type": "Timer", "TriggerName": "t", "Time": "2026-11-23T00:00:00Z", "Message": '{"Job": "cleanup"}'}
     assert run_on_runtime(built, "batch", [timer], env)[0][0] == 200
+
+
+def test_the_smtp_transport_runs_on_python_39_from_the_layer_alone(built, ses_fake, tmp_path):
+    from local.ses_smtp import SmtpEndpoint
+
+    config_file = tmp_path / "sesmail.json"
+    config_file.write_text(json.dumps({"Templates": {"welcome": 2}}))
+    with SmtpEndpoint(ses_fake) as endpoint:
+        env = {"SESMAIL_TRANSPORT": "smtp", "SESMAIL_SMTP_HOST": "127.0.0.1", "SESMAIL_SMTP_PORT": str(endpoint.port),
+               "SESMAIL_SMTP_TLS": "none", "SESMAIL_SMTP_PASSWORD": endpoint.password,
+               "SESMAIL_TEMPLATES_DIR": os.path.join(ROOT, "templates"), "SESMAIL_CONFIG": str(config_file),
+               "SESMAIL_API_KEYS": "dev-key", "SESMAIL_DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+        payload = {"FromEmailAddress": "noreply@example.com", "Destination": ["ada@example.com"], "Subject": "Hi",
+                   "Template": {"TemplateName": "welcome", "TemplateData": {"name": "Ada"}}}
+        answers = run_on_runtime(built, "send", [http_event(payload)], env)
+        assert answers[0][0] == 200, answers
+        assert answers[0][1]["MessageId"].endswith("@example.com")
+        assert [r["Reply"] for r in endpoint.received] == ["250 OK"]

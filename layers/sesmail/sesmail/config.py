@@ -100,6 +100,23 @@ class Settings:
         # Used when the invocation context carries no time_limit_in_ms (local runs, direct calls).
         self.default_time_limit_ms = _int(env, "SESMAIL_TIME_LIMIT_MS", 30000, 1000, 900000)
 
+        # How `send` reaches SES: the API (default) or SES's SMTP service (sesmail.smtp). SMTP is for
+        # company accounts only (SES disables it for individual ones); its password is set per sender
+        # address with UpdateEmailSmtpPassWord and arrives here as a secret variable.
+        self.transport = (env.get("SESMAIL_TRANSPORT") or "api").strip().lower()
+        if self.transport not in ("api", "smtp"):
+            raise ValueError("SESMAIL_TRANSPORT must be api or smtp")
+        self.smtp_host = env.get("SESMAIL_SMTP_HOST") or "smtp.qcloudmail.com"
+        self.smtp_port = _int(env, "SESMAIL_SMTP_PORT", 465, 1, 65535)
+        self.smtp_tls = (env.get("SESMAIL_SMTP_TLS") or "ssl").strip().lower()
+        if self.smtp_tls not in ("ssl", "starttls", "none"):
+            raise ValueError("SESMAIL_SMTP_TLS must be ssl (TLS from the first byte), starttls or none")
+        self.smtp_user = env.get("SESMAIL_SMTP_USER") or None  # default: the mail's sender address
+        self.smtp_password = env.get("SESMAIL_SMTP_PASSWORD") or None
+        # SMTP has no TemplateID: templates are rendered from these files (shipped with the function).
+        self.templates_dir = env.get("SESMAIL_TEMPLATES_DIR") or os.path.join(function_dir or os.getcwd(),
+                                                                              "templates")
+
         path = env.get("SESMAIL_CONFIG") or os.path.join(function_dir or os.getcwd(), "sesmail.json")
         self.config_path = path
         self.file = self._read_file(path)
@@ -107,6 +124,13 @@ class Settings:
         if not isinstance(templates, dict):
             raise ValueError(f"{path}: Templates must be an object of name -> TemplateID")
         self.templates: dict[str, int] = {str(k): int(v) for k, v in templates.items()}
+        # Each template's variables by TemplateID (written by `make sync`): `send` refuses TemplateData
+        # that lacks one before calling SES.
+        variables = self.file.get("TemplateVariables") or {}
+        if not isinstance(variables, dict) or not all(
+                isinstance(names, list) and all(isinstance(n, str) for n in names) for names in variables.values()):
+            raise ValueError(f"{path}: TemplateVariables must be an object of TemplateID -> [variable names]")
+        self.template_variables: dict[str, list[str]] = {str(k): list(v) for k, v in variables.items()}
         hook = self.file.get("EventHook")
         if hook is not None and (not isinstance(hook, str) or ":" not in hook):
             raise ValueError(f"{path}: EventHook must be \"module:function\"")

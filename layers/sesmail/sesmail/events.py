@@ -109,9 +109,12 @@ def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polle
     email = fields["email"].strip().lower()
     identity = {"Event": event, "Email": email, **details}
     event_id = hashlib.sha256(_identity(identity).encode("utf-8", "surrogatepass")).hexdigest()
+    smtp_id = details.get("SmtpMessageId")
     return {
         "event_id": event_id,
         "message_id": details.get("MessageId"),
+        # The Message-ID header (SMTP sends have no SES MessageId of ours: it is their handle).
+        "smtp_message_id": _smtp_id(smtp_id),
         "email": email,
         "event": event,
         "event_time": details.get("Timestamp"),
@@ -121,6 +124,12 @@ def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polle
         "stored_at": stored_at,
         "expires_at": stored_at + ttl_s,
     }
+
+
+def _smtp_id(value: str | None) -> str | None:
+    """A callback's `messageId` as the store keys it: without angle brackets, at most 255 characters."""
+    bare = (value or "").strip().strip("<>").strip()
+    return bare if bare and len(bare) <= _MAX_TEXT["MessageId"] else None
 
 
 def suppression_for(row: dict) -> tuple[str, str] | None:

@@ -530,6 +530,21 @@ def validate_send_email(payload: Any, default_sender: str | None = None,
     return _sender_and_template(_send_email(payload, ""), default_sender, templates)
 
 
+def check_template_variables(params: dict, variables: dict[str, list[str]]) -> None:
+    """Refuse TemplateData that lacks a variable of its template, when the template's variables
+    are known (the config file's `TemplateVariables`, written by `make sync`): SES would refuse it
+    with this code after a round trip. Extra keys are fine, as they are at SES."""
+    template = params.get("Template") or {}
+    names = variables.get(str(template.get("TemplateID")))
+    if not names:
+        return
+    data = loads(template.get("TemplateData") or "{}")
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise _refuse("InvalidParameterValue.TemplateNotMatchData", "Template.TemplateData",
+                      f"lacks {len(missing)} variable(s) of the template: " + ", ".join(missing))
+
+
 # --- BatchSendEmail (seeds 001/002) ---------------------------------------------------------
 
 BEIJING = timezone(timedelta(hours=8))

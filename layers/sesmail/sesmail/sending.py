@@ -30,6 +30,16 @@ def send_email(call: Call) -> Response:
         idempotency.check_key(key)
     payload = call.payload()
     params = rules.validate_send_email(payload, settings.default_sender, settings.templates)
+    # Issue 6: TemplateData lacking a variable of its template is refused here, before SES, when
+    # `make sync` recorded the template's variables (config file `TemplateVariables`).
+    rules.check_template_variables(params, settings.template_variables)
+    # --- SMTP transport hook (issue 6: SESMAIL_TRANSPORT=smtp, see sesmail.smtp) ---
+    mail = None
+    if settings.transport == "smtp":
+        from . import smtp
+
+        mail = smtp.prepare(settings, params)  # refuses what SMTP cannot carry; renders the template
+    # --- end of the hook ---
     from .ses import client_for
 
     ses = client_for(settings)
@@ -42,6 +52,12 @@ def send_email(call: Call) -> Response:
             policy.check_send(settings, call.client, params,
                               [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
         check_suppressions(settings, params)
+        if mail is not None:  # SMTP hook: no SES MessageId; the Message-ID header stands for it
+            mail.send(settings, call.deadline)
+            # Logged without its domain part: a Message-ID reads like an address (SPEC 5: none in logs).
+            log.note(SmtpMessageId=mail.message_id.partition("@")[0], Transport="smtp",
+                     To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
+            return {"MessageId": mail.message_id}
         reply = ses.call("SendEmail", params, call.deadline)
         message_id = reply.get("MessageId")
         if not isinstance(message_id, str) or not message_id:
@@ -71,6 +87,8 @@ def send_email(call: Call) -> Response:
     store = open_store(settings.database_url)
     attempt = {"Action": "SendEmail", "Sender": rules.bare_address(params["FromEmailAddress"]),
                "Destination": [rules.bare_address(address) for address in params["Destination"]]}
+    if mail is not None:
+        attempt["SmtpMessageId"] = mail.message_id  # SMTP hook: what a resolved doubt answers
     status, body, replayed = idempotency.run(
         store, call.client, key, idempotency.fingerprint(payload), attempt,
         call.deadline.limit_s, settings.idempotency_ttl, operation,
@@ -122,7 +140,9 @@ def _resolve_send(call: Call, attempt: dict, ref: str | None) -> idempotency.Dec
         if row is not None:
             if row.get("SendStatus") not in (0, None):
                 return idempotency.Decision(idempotency.Decision.NOT_SENT)
-            message_id = str(row["MessageId"])
+            # SMTP hook: an SMTP send is matched by sender, recipient and time only (SES's row has
+            # SES's own MessageId, which SMTP never told us); it answers with its Message-ID.
+            message_id = str(attempt.get("SmtpMessageId") or row["MessageId"])
             store.record_sent(message_id, call.client, attempt["Sender"], attempt["Destination"], time.time(), ref)
             return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": message_id})
     waited = time.time() - ended

@@ -17,6 +17,7 @@ _SQL_MODE = "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,NO_ZERO_IN_DA
 
 _DEADLOCK = 1213            # ER_LOCK_DEADLOCK: InnoDB rolled the transaction back
 _ALREADY_EXISTS = (1050,    # ER_TABLE_EXISTS_ERROR
+                   1060,    # ER_DUP_FIELDNAME: the column exists
                    1061)    # ER_DUP_KEYNAME: the index exists
 
 

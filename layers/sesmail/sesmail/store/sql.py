@@ -18,7 +18,7 @@ from ..errors import StoreUnavailable
 
 __all__ = ["SCHEMA_VERSION", "ConstraintViolation", "SqlStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # The version table is created outside the numbered steps: it is what records them. One row,
 # pinned by its primary key, so two instances bootstrapping at once cannot insert two.
@@ -114,14 +114,20 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX {if_not_exists}sesmail_digest_email ON sesmail_digest_items (email)",
         "CREATE INDEX {if_not_exists}sesmail_digest_expires ON sesmail_digest_items (expires_at)",
     ],
+    [
+        # Mail sent over SMTP has no SES MessageId of ours: its callbacks find it by the Message-ID
+        # header they carry (`messageId`), so a message's history is looked up by either.
+        "ALTER TABLE sesmail_events ADD {add_column}smtp_message_id VARCHAR(255)",
+        "CREATE INDEX {if_not_exists}sesmail_events_smtp ON sesmail_events (smtp_message_id)",
+    ],
 ]
 
 _IDEM_COLUMNS = ("scope", "idem_key", "fingerprint", "state", "status", "response", "attempt",
                  "created_at", "updated_at", "expires_at", "version")
 _EVENT_COLUMNS = ("event_id", "message_id", "email", "event", "event_time", "details", "raw", "polled",
-                  "stored_at", "expires_at")
+                  "stored_at", "expires_at", "smtp_message_id")
 
-# Rows per multi-row INSERT: 90 rows x 10 columns stays under 999 parameters, the limit of SQLite
+# Rows per multi-row INSERT: 90 rows x 11 columns stays under 999 parameters, the limit of SQLite
 # builds before 3.32; PostgreSQL caches one prepared statement for every full chunk.
 _CHUNK = 90
 
@@ -141,12 +147,13 @@ _UPSERT_SUPPRESSION = {
     "mysql": " ON DUPLICATE KEY UPDATE reason = VALUES(reason), source = VALUES(source)",
 }
 _DDL = {
-    "sqlite": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS "},
-    "postgresql": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS "},
+    "sqlite": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ", "add_column": "COLUMN "},
+    "postgresql": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ",
+                   "add_column": "COLUMN IF NOT EXISTS "},
     # utf8mb4_bin: keys compare byte for byte (the server's default collation is case-insensitive,
     # which would merge two Idempotency-Keys differing in case). DYNAMIC rows allow index keys of
     # 3072 bytes: VARCHAR(320) in utf8mb4 is 1280.
-    "mysql": {"text": "MEDIUMTEXT", "if_not_exists": "",
+    "mysql": {"text": "MEDIUMTEXT", "if_not_exists": "", "add_column": "COLUMN ",
               "options": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"},
 }
 
@@ -391,15 +398,17 @@ class SqlStore:
         """Sent messages created in [since, until) with no event named in `final_events`, oldest
         first: those whose callbacks may have been lost (SPEC 3.5, reconciliation)."""
         finals = tuple(final_events)
+        # Mail sent over SMTP is logged under its Message-ID (always `id@domain`; SES's MessageIds
+        # never hold an "@"): SES's status rows carry SES's own id for it, so polling cannot find it.
         sql = ("SELECT s.message_id, s.sender, s.recipients, s.created_at FROM sesmail_sent s"
-               " WHERE s.created_at >= ? AND s.created_at < ?")
+               " WHERE s.created_at >= ? AND s.created_at < ? AND s.message_id NOT LIKE ?")
         if finals:
             sql += (" AND NOT EXISTS (SELECT 1 FROM sesmail_events e WHERE e.message_id = s.message_id"
                     " AND e.event IN (" + _marks(len(finals)) + "))")
         sql += " ORDER BY s.created_at, s.message_id LIMIT ?"
 
         def work(cursor):
-            cursor.execute(self._q(sql), (since, until, *finals, int(limit)))
+            cursor.execute(self._q(sql), (since, until, "%@%", *finals, int(limit)))
             return cursor.fetchall()
 
         return [{"MessageId": message_id, "Sender": sender, "Recipients": json.loads(recipients),
@@ -418,7 +427,7 @@ class SqlStore:
                 unique[row["event_id"]] = (
                     row["event_id"], row["message_id"], email.lower() if isinstance(email, str) else email,
                     row["event"], row["event_time"], _json(row["details"]), row["raw"], int(bool(row["polled"])),
-                    row["stored_at"], row["expires_at"])
+                    row["stored_at"], row["expires_at"], row.get("smtp_message_id"))
         if not unique:
             return 0
         # Key order: two batches sharing events lock them in the same order, so they cannot deadlock.
@@ -446,12 +455,14 @@ class SqlStore:
         return sql
 
     def message_events(self, message_id: str) -> list[dict]:
-        """A message's events in time order: {"Event", "Email", "Timestamp", **details, "Polled"?}."""
+        """A message's events in time order: {"Event", "Email", "Timestamp", **details, "Polled"?};
+        `message_id` is SES's MessageId or, for mail sent over SMTP, its Message-ID header."""
         def work(cursor):
             # NULL times first on every database (PostgreSQL would sort them last by default).
             cursor.execute(self._q("SELECT event, email, event_time, details, polled FROM sesmail_events"
-                                   " WHERE message_id = ? ORDER BY CASE WHEN event_time IS NULL THEN 0 ELSE 1 END,"
-                                   " event_time, stored_at, event_id"), (message_id,))
+                                   " WHERE message_id = ? OR smtp_message_id = ?"
+                                   " ORDER BY CASE WHEN event_time IS NULL THEN 0 ELSE 1 END,"
+                                   " event_time, stored_at, event_id"), (message_id, message_id))
             return cursor.fetchall()
 
         events = []

@@ -82,4 +82,6 @@ class SqliteDialect:
 
     @staticmethod
     def already_exists(exc: BaseException) -> bool:
-        return False  # never half-migrated: the migration is one transaction
+        # Never half-migrated (the migration is one transaction), but a version row reset by hand
+        # replays ALTER TABLE … ADD COLUMN, which SQLite cannot make conditional.
+        return isinstance(exc, sqlite3.OperationalError) and "duplicate column name" in str(exc)

@@ -1,0 +1,20 @@
+"""Fixtures of the fault-injection suite, and its figures printed at the end of the run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fuzz.harness import Figures, figures_of
+
+
+@pytest.fixture
+def fault_figures(request) -> Figures:
+    return figures_of(request.config, "_sesmail_fault_figures")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    figures = getattr(config, "_sesmail_fault_figures", None)
+    if figures is not None and (figures.counts or figures.notes):
+        terminalreporter.section("sesmail fault-injection figures")
+        for line in figures.lines():
+            terminalreporter.write_line(line)
