@@ -108,9 +108,18 @@ def openapi() -> dict:
                 "parameters": [{"name": "MessageId", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": answers(plain, 401, 404)}},
             "/suppressions": {"get": {"summary": "the suppression list", "security": keyed,
+                                      "parameters": [
+                                          {"name": "Offset", "in": "query", "required": False,
+                                           "schema": {"type": "integer", "minimum": 0}},
+                                          {"name": "Limit", "in": "query", "required": False,
+                                           "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
                                       "responses": answers(plain, 400, 401)}},
             "/suppressions/{address}": {
                 "put": {"summary": "suppress an address", "security": keyed, "parameters": [address],
+                        "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                            "type": "object", "additionalProperties": False, "properties": {
+                                "Scope": {"type": "string", "enum": ["all", "marketing"]},
+                                "Reason": {"type": "string", "minLength": 1, "maxLength": 64}}}}}},
                         "responses": answers(plain, 400, 401)},
                 "delete": {"summary": "lift an address's suppressions", "security": keyed, "parameters": [address],
                            "responses": answers(plain, 400, 401, 404)}},

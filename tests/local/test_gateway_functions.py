@@ -247,3 +247,20 @@ def test_changed_functions_and_layer_are_reloaded_without_a_restart(tmp_path):
     assert json.loads(result.stdout.splitlines()[-1]) == [
         "layer one + helper", "batch missing", "layer one + edited helper", "layer two + edited helper", "batch",
         "hook", ["batch"]]
+
+
+def test_the_gateway_serves_the_openapi_document():
+    import json
+    import os
+    import urllib.request
+
+    from local.gateway import Gateway
+
+    gateway = Gateway({}, port=0).start()
+    try:
+        with urllib.request.urlopen(f"{gateway.url}/openapi.json", timeout=10) as answer:
+            served = json.load(answer)
+    finally:
+        gateway.stop()
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "openapi.json")) as handle:
+        assert served == json.load(handle)

@@ -105,7 +105,13 @@ class BatchRun:
                 continue
             try:
                 receiver_id = self._build_list(chunk, claim, index)
-                task_id = self._send_task(dict(self.params, ReceiverId=receiver_id))
+                try:
+                    task_id = self._send_task(dict(self.params, ReceiverId=receiver_id))
+                except OutcomeUnknown:
+                    raise  # the task may exist: the list stays for doubt resolution
+                except SesmailError:
+                    self._delete_list(receiver_id)  # refused: nothing will ever use this list
+                    raise
             except SesmailError as exc:
                 if not task_ids:
                     raise

@@ -169,7 +169,7 @@ class Request:
         body = facts["Body"]
         if body is not None and not isinstance(body, str):
             body = json.dumps(body)  # a test harness may hand over a parsed body
-        if body and len(body) > MAX_BODY_BYTES // 4 and len(body.encode("utf-8")) > MAX_BODY_BYTES:
+        if body and len(body) > MAX_BODY_BYTES // 4 and len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the request body exceeds {MAX_BODY_BYTES} bytes")
         if body and facts["Base64"] is True:
             try:
@@ -179,6 +179,12 @@ class Request:
                                    code="InvalidParameter.BodyEncoding") from exc
         method = str(facts["Method"] or "GET").upper()
         path = str(facts["Path"] or "/")
+        try:  # the path and query reach SQL and logs: text only
+            path.encode("utf-8")
+            _check_text(query)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidInput("the path or query string is not valid text", code="InvalidParameter.BodyEncoding") \
+                from exc
         return cls(method, path, headers, query, body, facts["SourceIp"], facts["RequestId"])
 
 
@@ -187,23 +193,48 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-_decode = json.JSONDecoder(parse_constant=_no_constant).decode
+def _finite(text: str) -> float:
+    # 1e400 parses to inf: as unsendable as the NaN/Infinity literals.
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError("a number out of range is not JSON SES can take")
+    return value
+
+
+_INF = float("inf")
+_decode = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite).decode
 # A \uD800-\uDFFF escape may be half of a surrogate pair, or an unpaired one that no UTF-8
 # encoder (nor SES) accepts; only bodies that have one are walked.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def loads(text: str):
-    """Strict JSON: ValueError for NaN/Infinity and for unpaired surrogates."""
+    """Strict JSON: ValueError for NaN/Infinity/out-of-range numbers and unpaired surrogates."""
+    text.encode("utf-8")  # UnicodeEncodeError (a ValueError) on a raw unpaired surrogate
     value = _decode(text)
     if _SURROGATE_ESCAPE.search(text):
         _check_text(value)
     return value
 
 
+def check_payload(value):
+    """A payload that arrived as Python objects (a direct invocation) checked as `loads` checks
+    text: no unpaired surrogate anywhere, no non-finite number."""
+    try:
+        _check_text(value)
+    except ValueError as exc:  # UnicodeEncodeError included
+        raise InvalidInput("the payload holds an unpaired UTF-16 surrogate or a non-finite number",
+                           code="InvalidParameter.BodyEncoding") from exc
+    except RecursionError as exc:
+        raise InvalidInput("the payload is nested too deeply", code="InvalidParameter.JsonParseError") from exc
+    return value
+
+
 def _check_text(value) -> None:
     if isinstance(value, str):
         value.encode("utf-8")  # UnicodeEncodeError (a ValueError) on an unpaired surrogate
+    elif isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+        raise ValueError("a non-finite number is not JSON")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_text(key)

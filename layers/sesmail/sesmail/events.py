@@ -54,6 +54,9 @@ _PRIVATE = ("MessageId", "Timestamp", "Username", "From", "Subject", "SentTimest
 
 # Delivery-status events, in the order a message moves through them (`processed` is older).
 DELIVERY_EVENTS = ("processed", "deferred", "delivered", "dropped", "bounce")
+# Every event name SES documents (tencent-facts.md 1.2).
+KNOWN_EVENTS = frozenset(("processed", "deferred", "delivered", "dropped", "bounce", "open", "click",
+                          "spamreport", "unsubscribe"))
 # After one of these, SES sends no further delivery news: reconciliation skips the message.
 FINAL_EVENTS = ("delivered", "dropped", "bounce")
 # Which events suppress an address, and for what: (scope, reason). Hard bounces and spam reports

@@ -72,7 +72,7 @@ class Call:
     def payload(self) -> Any:
         """The JSON payload: the parsed body, or the event itself for a direct invocation."""
         if self.request is None:
-            return self.direct_payload
+            return envelopes.check_payload(self.direct_payload)
         return envelopes.parse_json_body(self.request.body)
 
 

@@ -567,17 +567,26 @@ def begin_time(value: str) -> datetime:
     return datetime.fromisoformat(text if zone is None or ":" in text[-6:] else text[:-2] + ":" + text[-2:])
 
 
+_HTML_TAG = re.compile(r"<\s*/?\s*[A-Za-z!][^>]*>")
+
+
 def _recipient_data(value: str, path: str) -> None:
+    """A list row's TemplateData (ReceiverInputData): at most 800 bytes, and SES takes only flat
+    values without HTML tags there (InValidTemplateData): refused here, before a list is built."""
     if len(value.encode("utf-8")) > MAX_RECIPIENT_DATA_BYTES:
         raise _refuse("InvalidParameterValue.TemplateDataLenLimit", path,
                       f"must be at most {MAX_RECIPIENT_DATA_BYTES} bytes of compact JSON")
+    if any(isinstance(v, (dict, list)) or (isinstance(v, str) and _HTML_TAG.search(v)) for v in loads(value).values()):
+        raise _refuse("InvalidParameterValue.InValidTemplateData", path,
+                      "values must be plain: no nested objects or lists, no HTML tags")
 
 
 class _SizedJson(JsonObject):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.rules = (*self.rules, (f"at most {MAX_RECIPIENT_DATA_BYTES} bytes as compact JSON",
-                                    "InvalidParameterValue.TemplateDataLenLimit"))
+                                    "InvalidParameterValue.TemplateDataLenLimit"),
+                      ("flat values, no HTML tags", "InvalidParameterValue.InValidTemplateData"))
 
     def compile(self) -> Check:
         base = super().compile()
@@ -633,7 +642,7 @@ BATCH_SEND_EMAIL = Object(
     {
         "FromEmailAddress": (Address("sender; may be omitted when SESMAIL_DEFAULT_SENDER is set",
                                      "FailedOperation.IncorrectSender", named=True), False),
-        "ReceiverId": (Int("an existing SES recipient list", 1, INT64_MAX, "OperationDenied.ReceiverNotExist"), False),
+        "ReceiverId": (Int("an existing SES recipient list", 1, INT64_MAX, "InvalidParameterValue"), False),
         "Recipients": (List("inline recipients: lists are created for them", RECIPIENT, 10_000_000,
                             "InvalidParameterValue", min_items=1,
                             min_code="InvalidParameterValue.EmailAddressIsNULL"), False),

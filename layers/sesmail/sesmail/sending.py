@@ -225,8 +225,8 @@ def add_suppression(call: Call) -> Response:
     if scope not in _SCOPES:
         raise InvalidInput("Scope must be \"all\" or \"marketing\"", field="Scope", code="InvalidParameterValue")
     reason = body.get("Reason", "manual")
-    if not isinstance(reason, str) or not 1 <= len(reason) <= 64:
-        raise InvalidInput("Reason must be a string of 1 to 64 characters", field="Reason",
+    if not isinstance(reason, str) or not 1 <= len(reason) <= 64 or not reason.isprintable():
+        raise InvalidInput("Reason must be 1 to 64 printable characters", field="Reason",
                            code="InvalidParameterValue")
     open_store(call.settings.database_url).suppress(address, scope, reason, "api", time.time())
     return Response(200, {"Email": address, "Scope": scope, "Reason": reason})

@@ -55,7 +55,9 @@ def receive(call: Call) -> Response:
         if suppression:
             store.suppress(row["email"], suppression[0], suppression[1], "callback", now)
     stored = store.insert_events(rows)
-    log.note(Events=len(rows), Stored=stored, Names=sorted({row["event"] for row in rows}))
+    # An unknown event name is the sender's free text (it could be an address): not logged.
+    log.note(Events=len(rows), Stored=stored,
+             Names=sorted({row["event"] if row["event"] in events.KNOWN_EVENTS else "(other)" for row in rows}))
     if stored:
         _run_hook(settings, rows)
     return Response(200, {"Stored": stored, "Duplicates": len(rows) - stored})
