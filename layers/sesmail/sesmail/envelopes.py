@@ -162,7 +162,7 @@ class Request:
         raw_headers = facts["Headers"]
         headers = ({str(k).lower(): str(v) for k, v in raw_headers.items()}
                    if isinstance(raw_headers, dict) else {})
-        if len(headers) > MAX_HEADERS or sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
+        if len(headers) > MAX_HEADERS or sum(map(len, headers)) + sum(map(len, headers.values())) > MAX_HEADER_BYTES:
             raise InvalidInput(f"at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes of them",
                                code="InvalidParameter.HeadersTooLarge")
         query = facts["Query"] if isinstance(facts["Query"], dict) else {}

@@ -56,10 +56,8 @@ def mask(address: str | None) -> str | None:
 
 
 def _write(level: str, message: str, fields: dict) -> None:
-    now = round(time.time(), 3)
-    record = {"Time": now, "Level": level, "Message": message}
-    record.update(context())
-    record.update(fields)
+    now = time.time()
+    record = {"Time": now, "Level": level, "Message": message, **context(), **fields}
     # Set again: no field may overwrite the line's own keys (their place stays first).
     record["Time"], record["Level"], record["Message"] = now, level, message
     sys.stdout.write(_encode(record) + "\n")
