@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from typing import Any, Callable
 
 __all__ = ["DEFAULT_CLIENT", "Settings", "load", "reset"]
 
@@ -17,26 +18,24 @@ __all__ = ["DEFAULT_CLIENT", "Settings", "load", "reset"]
 DEFAULT_CLIENT = "default"
 
 
-def _int(env: dict, name: str, default: int, low: int, high: int) -> int:
+def _number(env: dict, name: str, default: Any, low: Any, high: Any, kind: Callable[[str], Any] = int) -> Any:
+    """A numeric setting within [low, high]; an unset or empty variable means the default."""
     raw = env.get(name, "")
     try:
-        value = int(raw) if raw.strip() else default
+        value = kind(raw) if raw.strip() else default
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer") from exc
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}") from exc
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}")
     return value
+
+
+def _int(env: dict, name: str, default: int, low: int, high: int) -> int:
+    return _number(env, name, default, low, high)
 
 
 def _float(env: dict, name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "")
-    try:
-        value = float(raw) if raw.strip() else default
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number") from exc
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}")
-    return value
+    return _number(env, name, default, low, high, float)
 
 
 def _split(raw: str | None) -> list[str]:
