@@ -289,3 +289,40 @@ def test_a_run_that_died_mid_digest_is_resumed_without_resending(batch, ses_fake
     # THEN b@ (never sent: SES has no row) and c@ get theirs, a@ nothing more
     assert sorted(mail["Destination"][0] for mail in ses_fake.sent) == [
         "a@example.com", "b@example.com", "c@example.com"]
+
+
+def test_a_digest_run_out_of_time_leaves_the_rest_queued_for_the_next_run(batch, ses_fake, digest_config,
+                                                                        monkeypatch):
+    from sesmail import digest
+
+    queue(batch, [{"Digest": "daily", "Email": f"r{i}@example.com", "Item": {"title": "x"}} for i in range(3)])
+    init = digest._Sender.__init__
+
+    def near_the_limit(self, *args, **kwargs):  # as if the function's time were almost up
+        init(self, *args, **kwargs)
+        self.reserve = 10_000.0
+
+    monkeypatch.setattr(digest._Sender, "__init__", near_the_limit)
+    first = json.loads(batch(timer_event("daily"), context())["body"])
+    assert (first["Sent"], first["Deferred"]) == (0, 3)
+    monkeypatch.setattr(digest._Sender, "__init__", init)
+    second = json.loads(batch(timer_event("daily", time_="2026-11-24T01:00:00Z"), context())["body"])
+    assert second["Sent"] == 3
+    assert len(ses_fake.sent) == 3
+
+
+def test_the_reconcile_job_stores_polled_events_for_messages_without_callbacks(env, batch, send, ses_fake,
+                                                                              monkeypatch):
+    from tests.events import sample_send_payload
+
+    message_id = json.loads(send(http_event(sample_send_payload()), context())["body"])["MessageId"]
+    monkeypatch.setenv("SESMAIL_RECONCILE_AFTER", "0")
+    config.reset()
+    result = json.loads(batch(timer_event({"Job": "reconcile"}), context())["body"])
+    assert result["Result"]["Messages"] == 1 and result["Result"]["Stored"] >= 1
+    status = json.loads(send(http_event(None, method="GET", path=f"/messages/{message_id}"), context())["body"])
+    assert status["State"] == "delivered"
+    assert all(event.get("Polled") for event in status["Events"])
+    # A second run has nothing left to ask about.
+    again = json.loads(batch(timer_event({"Job": "reconcile"}, time_="2026-11-23T02:00:00Z"), context())["body"])
+    assert again["Result"]["Messages"] == 0
