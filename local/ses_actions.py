@@ -136,13 +136,15 @@ class Actions:
         mime = self.render(source, p.get("Attachments") or [], smtp_id, now, _smtp_headers(p.get("SmtpHeaders")))
         mail = self.mail_row("SendEmail", None, message_id, now, address, rendering.fill(subject, data), template_id,
                              smtp_id, copy.deepcopy(p), source, mime)
-        mail["rcpts"], mail["events"] = [], []
-        for email in recipients:
-            mail["rcpts"].append((email, 0))
-            mail["events"] += self.planned(mail, email, now)
+        self._store_mail(mail, recipients, now)
+        return {"MessageId": message_id}
+
+    def _store_mail(self, mail: dict[str, Any], recipients: list[str], now: float) -> None:
+        """Store an accepted mail with its recipients and planned delivery events, then wake the worker."""
+        mail["rcpts"] = [(email, 0) for email in recipients]
+        mail["events"] = [event for email in recipients for event in self.planned(mail, email, now)]
         self.emu.store.add_mails([mail])
         self.emu.wake()
-        return {"MessageId": message_id}
 
     def new_message_id(self, now: float) -> str:
         with self._seq_lock:
@@ -256,12 +258,7 @@ class Actions:
                   "TemplateName": None, "TemplateData": None}
         mail = self.mail_row("SMTP", None, message_id, now, sender, headers.get("Subject", ""), None, smtp_id,
                              {"MailFrom": sender, "RcptTo": recipients}, source, raw)
-        mail["rcpts"], mail["events"] = [], []
-        for email in recipients:
-            mail["rcpts"].append((email, 0))
-            mail["events"] += self.planned(mail, email, now)
-        self.emu.store.add_mails([mail])
-        self.emu.wake()
+        self._store_mail(mail, recipients, now)
         return message_id
 
     # ---- GetSendEmailStatus ------------------------------------------------------------------------

@@ -9,15 +9,14 @@ page, and stores what it learns as events marked `Polled`.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
-from . import events, log
+from . import events, log, rules
 from .store import open_store
 
 __all__ = ["run"]
 
-BEIJING = timezone(timedelta(hours=8))  # GetSendEmailStatus.RequestDate is a Beijing date
 PAGE = 100
 # GetSendEmailStatus.DeliverStatus -> the callback event it stands for (tencent-facts.md 1.2).
 DELIVER_STATUS = {1: "delivered", 2: "dropped", 3: "bounce", 8: "deferred"}
@@ -58,7 +57,7 @@ def run(settings: Any, deadline: Any, now: float | None = None) -> dict:
                                          events.FINAL_EVENTS, settings.reconcile_limit)
     by_day: dict[str, set[str]] = {}
     for message in unsettled:
-        day = datetime.fromtimestamp(message["CreatedAt"], BEIJING).strftime("%Y-%m-%d")
+        day = datetime.fromtimestamp(message["CreatedAt"], rules.BEIJING).strftime("%Y-%m-%d")
         by_day.setdefault(day, set()).add(message["MessageId"])
     ses = client_for(settings)
     counts = {"Messages": len(unsettled), "Queries": 0, "Stored": 0, "Unfinished": 0}

@@ -547,6 +547,7 @@ def check_template_variables(params: dict, variables: dict[str, list[str]]) -> N
 
 # --- BatchSendEmail (seeds 001/002) ---------------------------------------------------------
 
+# SES reads times and keys its status index by Beijing date (UTC+08:00).
 BEIJING = timezone(timedelta(hours=8))
 _BEGIN_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(Z|[+-]\d{2}:?\d{2})?")
 

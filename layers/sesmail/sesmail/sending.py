@@ -4,7 +4,7 @@ erasure (SPEC 3.3, 3.5)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from urllib.parse import unquote
 
 from . import events as events_module
@@ -16,8 +16,6 @@ from .store import open_store
 __all__ = ["add_suppression", "erase_address", "list_suppressions", "message_status", "remove_suppression",
            "resolve_recipient", "send_email"]
 
-# SES's status index is keyed by the Beijing date of the request (GetSendEmailStatus.RequestDate).
-BEIJING = timezone(timedelta(hours=8))
 # RequestTime is whole seconds on Tencent's clock; ours may differ by a little.
 CLOCK_SKEW_S = 2
 STATUS_PAGE = 100  # GetSendEmailStatus's maximum Limit
@@ -158,7 +156,7 @@ def _status_match(call: Call, sender: str, recipient: str, started: float, ended
 
     ses = client_for(call.settings)
     low, high = int(started) - CLOCK_SKEW_S, int(ended) + 1 + CLOCK_SKEW_S
-    dates = sorted({datetime.fromtimestamp(t, BEIJING).strftime("%Y-%m-%d") for t in (low, high)})
+    dates = sorted({datetime.fromtimestamp(t, rules.BEIJING).strftime("%Y-%m-%d") for t in (low, high)})
     rows: list[dict] = []
     for date in dates:
         offset = 0
