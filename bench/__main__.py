@@ -254,16 +254,32 @@ def figure_handlers(seconds: float, emulator: FakeSes, powertools_s: float) -> N
 
 
 def _fresh_database(backend: str) -> tuple[str, Callable[[], None]] | None:
-    """(URL of an empty database, drop it) for sqlite or postgresql; None if the server is absent."""
+    """(URL of an empty database, drop it) for sqlite, postgresql or mysql; None if the server is absent."""
     if backend == "sqlite":
         path = os.path.join(BUILD, f"bench-ingest-{os.getpid()}.sqlite3")
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path + suffix)
         return f"sqlite:///{path}", lambda: None
+    name = f"sesmail_bench_{os.getpid()}"
+    if backend == "mysql":
+        import pymysql
+
+        try:
+            server = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True,
+                                     connect_timeout=3)
+        except Exception:
+            return None
+        server.cursor().execute(f"CREATE DATABASE {name}")
+
+        def drop_mysql() -> None:
+            store.reset()
+            server.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+            server.close()
+
+        return f"mysql://root@127.0.0.1:3306/{name}", drop_mysql
     import pg8000.dbapi
 
-    name = f"sesmail_bench_{os.getpid()}"
     try:
         admin = pg8000.dbapi.connect(user="postgres", host="127.0.0.1", port=5432, database="test", timeout=3)
     except Exception:
@@ -400,6 +416,76 @@ def figure_digest(quick: bool) -> None:
         emulator.stop()
 
 
+def figure_statements(emulator: FakeSes) -> None:
+    """Store statements per valid send on each database, counted at the driver's cursor:
+    transactional (TriggerType 1) and marketing mail, without and with an Idempotency-Key."""
+    import importlib.util
+
+    from sesmail.store import sql
+
+    spec = importlib.util.spec_from_file_location("bench_send_statements",
+                                                  os.path.join(ROOT, "functions", "send", "index.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler = module.main_handler
+    executed = [0]
+
+    class Counting:
+        def __init__(self, inner: object) -> None:
+            self._inner = inner
+
+        def execute(self, *args: object) -> object:
+            executed[0] += 1
+            return self._inner.execute(*args)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._inner, name)
+
+    class CountingConnection(Counting):
+        def cursor(self) -> Counting:
+            return Counting(self._inner.cursor())  # type: ignore[attr-defined]
+
+    original = sql.SqlStore._connect
+
+    def connect(self: sql.SqlStore) -> object:
+        return CountingConnection(original(self))
+
+    sql.SqlStore._connect = connect  # type: ignore[method-assign]
+    try:
+        for backend in ("postgresql", "mysql", "sqlite"):
+            fresh = _fresh_database(backend)
+            if fresh is None:
+                report(f"store statements per valid send ({backend})", None, "server not running", "≤ 3 / ≤ 4")
+                continue
+            url, drop = fresh
+            os.environ.update({"SESMAIL_DATABASE_URL": url, "SESMAIL_API_KEYS": "dev-key"})
+            config.reset()
+            store.reset()
+            counts = []
+            try:
+                with quiet_stdout():
+                    for n, (trigger, key) in enumerate(((1, None), (0, None), (1, "k"), (0, "k"), (1, None))):
+                        payload = json.loads(send_event()["body"])
+                        payload.update(TriggerType=trigger, Destination=[f"s{n}@example.com"])
+                        event = send_event(payload)
+                        if key:
+                            event["headers"]["idempotency-key"] = f"{key}-{n}"
+                        before = executed[0]
+                        assert handler(event, {"time_limit_in_ms": 30000})["statusCode"] == 200
+                        counts.append(executed[0] - before)
+            finally:
+                drop()
+            # the first send opens the connection (migration check): the last one stands for it
+            plain = max(counts[4], counts[1])
+            keyed = max(counts[2], counts[3])
+            report(f"store statements per valid send ({backend}), without / with an Idempotency-Key", None,
+                   f"{plain} / {keyed} (transactional {counts[4]} / {counts[2]}, marketing {counts[1]} / {counts[3]})",
+                   "≤ 3 / ≤ 4" if backend == "postgresql" else "(info)")
+    finally:
+        sql.SqlStore._connect = original  # type: ignore[method-assign]
+
+
 def figure_layer_size() -> None:
     sys.path.insert(0, os.path.join(ROOT, "layers", "sesmail"))
     import build as layer_build
@@ -426,6 +512,7 @@ def main() -> None:
         figure_cold_import(layer_dir, runs, emulator)
         powertools_s = figure_validation(seconds)
         figure_handlers(seconds, emulator, powertools_s)
+        figure_statements(emulator)
         figure_ingestion(seconds)
         figure_digest(args.quick)
         figure_layer_size()

@@ -23,7 +23,8 @@ import shutil
 import subprocess
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["FUNCTIONS_FILE", "INSTALL_HINT", "LAYER_FILE", "STAGE_DIR", "Staged", "components", "deploy", "stage"]
+__all__ = ["FUNCTIONS_FILE", "INSTALL_HINT", "LAYER_FILE", "STAGE_DIR", "Staged", "check_config", "components",
+           "deploy", "stage"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUNCTIONS_FILE = os.path.join(ROOT, "serverless.yml")
@@ -143,14 +144,40 @@ def stage(env: dict[str, str] | None = None, out: Callable[[str], None] = print,
     return staged
 
 
+def check_config(env: dict[str, str], out: Callable[[str], None] = print) -> bool:
+    """The config file each function will read, checked as the function checks it (whole), with
+    the environment it is deployed with; then each client's effective access. False (the error
+    printed: file, path, rule) when a function would refuse every request."""
+    from sesmail import config, policy
+
+    functions = os.path.join(ROOT, "functions")
+    own = [os.path.join(functions, name, "sesmail.json") for name in sorted(os.listdir(functions))]
+    paths = [CONFIG_FILE, *(path for path in own if os.path.isfile(path))]
+    access: list[str] = []
+    for path in paths:
+        try:
+            settings = config.Settings(dict(env, SESMAIL_CONFIG=path))
+            config.check_file(path, settings.file, synced=True)  # names resolve: `make sync` ran
+        except config.ConfigError as exc:
+            out(f"the functions would refuse every request: {exc}")
+            return False
+        access = access or policy.describe_access(settings)
+    out("effective access per client (config file `Clients`, SESMAIL_API_KEYS):")
+    for line in access or ["no client: SESMAIL_API_KEYS is not set, every request would get 401"]:
+        out(f"  {line}")
+    return True
+
+
 def deploy(env: dict[str, str] | None = None, out: Callable[[str], None] = print,
            cli: str | None = None) -> int:
-    """Stage, then `scf deploy` each component in order; stops at the first failure."""
+    """Check the config, stage, then `scf deploy` each component in order; stops at the first failure."""
     command = cli or shutil.which("scf")
     if command is None:
         out(INSTALL_HINT)
         return 2
     env = deploy_env(env)
+    if not check_config(env, out):
+        return 2
     out(f"deploying stage {env['STAGE']} to {env['SESMAIL_DEPLOY_REGION']} (STAGE, SESMAIL_DEPLOY_REGION)")
     for item in stage(env, out):
         out(f"$ (cd {os.path.relpath(item.folder, ROOT)} && scf deploy)")

@@ -147,7 +147,8 @@ def run(config_path: str, templates_dir: str, dry_run: bool = False, ses: Callab
     senders = _senders(config, config_path)
     templates = local_templates(templates_dir)
     if ses is None:
-        ses = _Ses(config_module.Settings(dict(os.environ, SESMAIL_CONFIG=config_path)))
+        # The SES connection only: the config file is what this run completes (its Templates).
+        ses = _Ses(config_module.Settings(dict(os.environ), read_file=False))
     mode = " (dry run: nothing is changed)" if dry_run else ""
     say(f"sync{mode}: {len(senders)} sender(s) from {config_path}, {len(templates)} template(s) from {templates_dir}")
     failed = False

@@ -89,6 +89,7 @@ class Stack:
         self.functions: Optional[Functions] = None
         self.scheduler: Optional[cron.Scheduler] = None
         self._saved_env: dict[str, Optional[str]] = {}
+        self.access: list[str] = []  # each client's effective access (the config file's Clients)
         self._stopping = threading.Event()
 
     # ---- environment -------------------------------------------------------------------------
@@ -147,6 +148,22 @@ class Stack:
             json.dump(config, handle, indent=2)
         return path
 
+    @staticmethod
+    def check_config() -> list[str]:
+        """Each function's settings as it will read them (the config file checked whole): a
+        ConfigError names file, path and rule before anything serves. Returns each client's
+        effective access, for the banner."""
+        from sesmail import config, policy
+
+        functions = os.path.join(ROOT, "functions")
+        folders: list[Optional[str]] = [os.path.join(functions, name) for name in sorted(os.listdir(functions))
+                                        if os.path.isfile(os.path.join(functions, name, "index.py"))]
+        access: list[str] = []
+        for folder in folders or [None]:
+            settings = config.Settings(dict(os.environ), folder)
+            access = access or policy.describe_access(settings)
+        return access
+
     def _configure_emulator(self) -> None:
         emu = self.emulator
         for name, (attribute, default, _) in EMULATOR_SETTINGS.items():
@@ -190,6 +207,11 @@ class Stack:
         config_path = self._config_file()
         if config_path:
             self._set_env("SESMAIL_CONFIG", config_path, force=False)
+        try:
+            self.access = self.check_config()
+        except BaseException:
+            self.stop()
+            raise
         no_proxy = os.environ.get("NO_PROXY", "")
         self._set_env("NO_PROXY", ",".join(filter(None, [no_proxy, "127.0.0.1", self.emulator.endpoint])),
                       force=True)
@@ -312,6 +334,7 @@ class Stack:
             f"    webhook      POST {gw}/webhook?token={os.environ.get('SESMAIL_WEBHOOK_SECRETS', '').split(',')[0]}"
             f"{state('webhook')}",
             f"  API key        {os.environ.get('SESMAIL_API_KEYS', '')}   (Authorization: Bearer <key>, or X-Api-Key)",
+            *[f"  {'Clients' if index == 0 else '':<15}{line}" for index, line in enumerate(self.access)],
             f"  Mail page      {emu.url}/",
             f"  Mail JSON      {emu.url}/_local/messages  (newest first; /_local/messages/latest)",
             f"  SES emulator   {emu.url}  SecretId {emu.secret_id}  SecretKey {emu.secret_key}  any region",
@@ -374,6 +397,8 @@ def _fire(argv: list[str]) -> int:
 
 
 def _dev(argv: list[str]) -> int:
+    from sesmail.errors import ConfigError
+
     parser = argparse.ArgumentParser(prog="python -m local", description="Run the sesmail local stack (make dev). "
                                      "`python -m local fire <TriggerName>` fires a timer of a running stack.")
     parser.add_argument("--gateway-port", type=int, default=8080)
@@ -396,6 +421,9 @@ def _dev(argv: list[str]) -> int:
     try:
         stack = Stack(args.gateway_port, args.emulator_port, args.data_dir, apigw=args.apigw,
                       serverless_file=args.serverless, smtp_port=args.smtp_port).start()
+    except ConfigError as exc:  # the config file (or a SESMAIL_* variable): file, path and rule
+        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"cannot start the local stack: {exc} (is `make dev` already running?)", file=sys.stderr)
         return 1

@@ -8,9 +8,9 @@ from sesmail import batching, digest, timers
 from sesmail.http import App, Route
 
 app = App(__file__, "batch", [
-    Route("POST", "/batch", batching.batch_send),
-    Route("GET", "/batch/tasks/{TaskId}", batching.task_status),
-    Route("POST", "/digest/items", digest.queue_items),
+    Route("POST", "/batch", batching.batch_send, scope="batch"),
+    Route("GET", "/batch/tasks/{TaskId}", batching.task_status, scope="batch"),
+    Route("POST", "/digest/items", digest.queue_items, scope="digest"),
 ], timer=timers.fire)
 
 

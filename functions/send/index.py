@@ -8,14 +8,14 @@ from sesmail import sending
 from sesmail.http import App, Route
 
 app = App(__file__, "send", [
-    Route("POST", "/send", sending.send_email),
-    Route("POST", "/", sending.send_email),
-    Route("GET", "/messages/{MessageId}", sending.message_status),
-    Route("GET", "/suppressions", sending.list_suppressions),
-    Route("PUT", "/suppressions/{Address}", sending.add_suppression),
-    Route("DELETE", "/suppressions/{Address}", sending.remove_suppression),
-    Route("DELETE", "/addresses/{Address}", sending.erase_address),
-], direct=Route("INVOKE", "/send", sending.send_email))
+    Route("POST", "/send", sending.send_email, scope="send"),
+    Route("POST", "/", sending.send_email, scope="send"),
+    Route("GET", "/messages/{MessageId}", sending.message_status, scope="send"),
+    Route("GET", "/suppressions", sending.list_suppressions, scope="admin"),
+    Route("PUT", "/suppressions/{Address}", sending.add_suppression, scope="admin"),
+    Route("DELETE", "/suppressions/{Address}", sending.remove_suppression, scope="admin"),
+    Route("DELETE", "/addresses/{Address}", sending.erase_address, scope="admin"),
+], direct=Route("INVOKE", "/send", sending.send_email, scope="send"))
 
 
 def main_handler(event, context):

@@ -68,6 +68,26 @@ def test_every_batch_rule_refuses_with_its_code_and_sends_nothing(batch, ses_fak
     assert ses_fake.calls == []
 
 
+@pytest.mark.parametrize("bad", ["\r\n", "\v", "\f", "\x1e", "\x85", "\u2028", "\u2029", "\x1b"], ids=repr)
+@pytest.mark.parametrize(("changes", "field"), [
+    (lambda bad: {"Subject": f"News{bad}Bcc: x@evil.example"}, "Subject"),
+    (lambda bad: {"FromEmailAddress": f"News{bad} <noreply@mail.example.com>"}, "FromEmailAddress"),
+    (lambda bad: {"ReplyToAddresses": f"Help{bad} <help@mail.example.com>"}, "ReplyToAddresses"),
+    (lambda bad: {"Subject": "News for {{name}}", "Template": {"TemplateID": 100091,
+                                                               "TemplateData": {"name": f"Ada{bad}"}}},
+     "Template.TemplateData"),
+    (lambda bad: {"Subject": "News for {{name}}", "ReceiverId": None,
+                  "Recipients": [{"Email": "a@example.com", "TemplateData": {"name": "Ada"}},
+                                 {"Email": "b@example.com", "TemplateData": {"name": f"Bob{bad}"}}]},
+     "Recipients[1].TemplateData"),
+], ids=["Subject", "FromEmailAddress", "ReplyToAddresses", "TemplateData", "RecipientData"])
+def test_a_header_bound_batch_value_ses_cannot_carry_is_400_before_any_call(batch, ses_fake, changes, field, bad):
+    status, body = post(batch, payload(**changes(bad)))
+    assert (status, body["Error"]["Code"], body["Error"]["Field"]) == (400, "InvalidParameterValue.HeaderLineBreak",
+                                                                      field)
+    assert ses_fake.calls == []
+
+
 def test_a_naive_begin_time_is_beijing_time_and_an_offset_is_converted(batch, ses_fake):
     from sesmail import rules
 
@@ -165,6 +185,36 @@ def test_task_status_is_found_by_paging_list_send_tasks(batch, ses_fake):
     assert missing["statusCode"] == 404
 
 
+def test_task_status_with_too_little_time_left_answers_503_not_404(batch, ses_fake):
+    _, body = post(batch, payload(ReceiverId=None, Recipients=recipients(1)))
+    ses_fake.calls.clear()
+    # 2.5 s left: no page of ListSendTasks can be read and answered in time.
+    result = batch(http_event(None, method="GET", path=f"/batch/tasks/{body['TaskId']}"), context(2500))
+    assert result["statusCode"] == 503, result["body"]
+    assert json.loads(result["body"])["Error"]["Code"] == "ResourceUnavailable.Timeout"
+    assert int(result["headers"]["Retry-After"]) >= 1
+    assert calls(ses_fake, "ListSendTasks") == []
+
+
+def test_task_status_that_runs_out_of_time_with_pages_unread_answers_503(batch, ses_fake, monkeypatch):
+    # GIVEN two tasks, one per page, the one asked for on the second page (newest first)
+    monkeypatch.setattr(batching, "TASK_PAGE", 1)
+    _, older = post(batch, payload(ReceiverId=None, Recipients=recipients(1)))
+    post(batch, payload(ReceiverId=None, Recipients=recipients(1, "other.example")))
+    path = f"/batch/tasks/{older['TaskId']}"
+    # WHEN the first page takes long enough to leave less than the reserve for the second
+    ses_fake.delay("ListSendTasks", 2.5)
+    slow = batch(http_event(None, method="GET", path=path), context(5000))
+    # THEN the answer is 503 with Retry-After, not "no such task"; with time enough it is found
+    assert slow["statusCode"] == 503, slow["body"]
+    assert "Retry-After" in slow["headers"]
+    found = batch(http_event(None, method="GET", path=path), context())
+    assert found["statusCode"] == 200
+    assert json.loads(found["body"])["Task"]["TaskId"] == older["TaskId"]
+    # AND only a complete scan that did not find it is a 404
+    assert batch(http_event(None, method="GET", path="/batch/tasks/999999"), context())["statusCode"] == 404
+
+
 # --- timers ---
 
 def timer_event(message, trigger="nightly", time_="2026-11-23T01:00:00Z") -> dict:
@@ -188,6 +238,149 @@ def test_the_cleanup_job_purges_expired_records(batch):
     result = batch(timer_event({"Job": "cleanup"}), context())
     assert result["statusCode"] == 200
     assert "Idempotency" in json.loads(result["body"])["Result"]
+
+
+# --- recipient lists no task uses ---
+
+def lists_at_ses(fake) -> list:
+    return list(fake.store.receivers(None))
+
+
+def backdate_lists(seconds: float) -> None:
+    """As if the lists had been made `seconds` ago (older than a run plus SES's settle time)."""
+    db = store.open_store(config.load().database_url)
+    db._run(lambda cursor: cursor.execute(f"UPDATE sesmail_lists SET created_at = created_at - {seconds}"))
+
+
+def cleanup(batch) -> dict:
+    result = batch(timer_event({"Job": "cleanup"}), context())
+    assert result["statusCode"] == 200, result["body"]
+    return json.loads(result["body"])["Result"]
+
+
+def test_a_batch_that_gives_up_on_a_list_not_ready_in_time_deletes_it_at_once(batch, ses_fake, monkeypatch):
+    monkeypatch.setattr(ses_fake, "receiver_upload_seconds", 3600.0)  # SES never finishes the upload
+    result = batch(http_event(payload(ReceiverId=None, Recipients=recipients(2)), path="/batch"), context(6500))
+    assert result["statusCode"] == 503, result["body"]
+    assert json.loads(result["body"])["Error"]["Code"] == "ResourceUnavailable.ReceiverNotReady"
+    assert "Retry-After" in result["headers"]
+    assert calls(ses_fake, "BatchSendEmail") == []
+    assert lists_at_ses(ses_fake) == [] and len(calls(ses_fake, "DeleteReceiver")) == 1
+    assert cleanup(batch)["UnusedLists"] == 0  # nothing left for the cleanup job
+
+
+def test_a_batch_out_of_time_leaves_its_list_to_the_cleanup_job(batch, ses_fake):
+    # GIVEN a 5 s time limit and an upload that takes 3.7 s of it: no time is left to check the
+    # list, send its task, or even delete it
+    ses_fake.delay("CreateReceiverDetailWithData", 3.7)
+    result = batch(http_event(payload(ReceiverId=None, Recipients=recipients(2)), path="/batch"), context(5000))
+    assert result["statusCode"] == 503, result["body"]
+    assert json.loads(result["body"])["Error"]["Code"] == "ResourceUnavailable.Timeout"
+    assert "Retry-After" in result["headers"]
+    assert calls(ses_fake, "BatchSendEmail") == [] and len(lists_at_ses(ses_fake)) == 1
+    # WHEN the cleanup job runs while a run could still be using the list, it is left alone
+    assert cleanup(batch)["UnusedLists"] == 0
+    assert len(lists_at_ses(ses_fake)) == 1
+    # THEN once it is older than a run plus SES's settle time, SES is asked for a task on it
+    # (there is none) and it is deleted
+    backdate_lists(7200)
+    ses_fake.calls.clear()
+    assert cleanup(batch)["UnusedLists"] == 1
+    assert lists_at_ses(ses_fake) == []
+    assert [call["Action"] for call in ses_fake.calls] == ["ListSendTasks", "DeleteReceiver"]
+    assert cleanup(batch)["UnusedLists"] == 0
+
+
+def test_a_list_whose_create_reply_was_lost_is_found_by_name_and_deleted(batch, ses_fake):
+    ses_fake.drop_after("CreateReceiver")
+    status, body = post(batch, payload(ReceiverId=None, Recipients=recipients(2)))
+    assert (status, body["Error"]["Outcome"]) == (503, "Unknown")
+    assert len(lists_at_ses(ses_fake)) == 1  # SES made it; we never learnt its ReceiverId
+    backdate_lists(7200)
+    assert cleanup(batch)["UnusedLists"] == 1
+    assert lists_at_ses(ses_fake) == []
+
+
+def test_a_list_whose_task_reply_was_lost_is_kept_until_its_task_finishes(batch, ses_fake):
+    # GIVEN a batch without an Idempotency-Key whose BatchSendEmail reply was lost: the task exists
+    ses_fake.drop_after("BatchSendEmail")
+    status, body = post(batch, payload(ReceiverId=None, Recipients=recipients(2)))
+    assert (status, body["Error"]["Outcome"]) == (503, "Unknown")
+    backdate_lists(7200)
+    # WHEN the cleanup job finds that task on the list, the list is kept for it
+    assert cleanup(batch)["UnusedLists"] == 0
+    assert len(lists_at_ses(ses_fake)) == 1
+    # THEN the list goes once SES reports the task done, as every finished task's list does
+    ses_fake.tick()
+    assert cleanup(batch)["Lists"] == 1
+    assert lists_at_ses(ses_fake) == []
+
+
+def test_a_list_an_in_doubt_key_may_still_adopt_is_never_deleted(batch, ses_fake):
+    # GIVEN a keyed batch whose BatchSendEmail reply was lost: its doubt names the list
+    body = payload(ReceiverId=None, Recipients=recipients(2))
+    ses_fake.drop_after("BatchSendEmail")
+    status, answer = post(batch, body, headers={"idempotency-key": "campaign-9"})
+    assert (status, answer["Error"]["Outcome"]) == (503, "Unknown")
+    backdate_lists(7200)
+    # WHEN the cleanup job runs while the key is in doubt, the list stays
+    assert cleanup(batch)["UnusedLists"] == 0
+    assert len(lists_at_ses(ses_fake)) == 1
+    assert calls(ses_fake, "DeleteReceiver") == []
+    # THEN the repeat still adopts the task on it (one task, no second send) ...
+    status, answer = post(batch, body, headers={"idempotency-key": "campaign-9"})
+    assert status == 200, answer
+    assert len(calls(ses_fake, "BatchSendEmail")) == 1
+    # ... and once its task is done the list is deleted
+    assert cleanup(batch)["UnusedLists"] == 0
+    ses_fake.tick()
+    assert cleanup(batch)["Lists"] == 1
+    assert lists_at_ses(ses_fake) == []
+
+
+def test_a_list_whose_task_was_refused_and_could_not_be_deleted_is_deleted_by_cleanup(batch, ses_fake):
+    ses_fake.fail("BatchSendEmail", "FailedOperation.InsufficientQuota")
+    ses_fake.fail("DeleteReceiver", "InternalError")
+    status, body = post(batch, payload(ReceiverId=None, Recipients=recipients(2)))
+    assert (status, body["Error"]["Code"]) == (403, "FailedOperation.InsufficientQuota")
+    assert len(lists_at_ses(ses_fake)) == 1
+    backdate_lists(7200)
+    assert cleanup(batch)["UnusedLists"] == 1
+    assert lists_at_ses(ses_fake) == []
+
+
+def test_under_random_faults_every_list_made_ends_deleted(batch, ses_fake, monkeypatch):
+    # GIVEN batches, half with an Idempotency-Key, under random lost replies and refusals on every
+    # step that makes, fills, checks, uses or deletes a list (repeatable: seeded)
+    monkeypatch.setenv("SESMAIL_SETTLE_SECONDS", "0")  # the emulator's task list is never behind
+    config.reset()
+    ses_fake.set_chaos("CreateReceiver:drop_after=25%; CreateReceiverDetailWithData:drop_after=15%;"
+                       " ListReceivers:error=InternalError@10%; BatchSendEmail:drop_after=25%;"
+                       " BatchSendEmail:error=FailedOperation.InsufficientQuota@10%;"
+                       " DeleteReceiver:error=InternalError@40%; seed=1")
+    bodies = [payload(ReceiverId=None, Subject=f"News {n}", Recipients=recipients(2, f"d{n}.example"))
+              for n in range(12)]
+    keys = {n: f"chaos-{n}" for n in range(0, len(bodies), 2)}
+    answers = [post(batch, body, headers={"idempotency-key": keys[n]} if n in keys else None)[0]
+               for n, body in enumerate(bodies)]
+    assert answers.count(200) < len(bodies)  # the faults did bite
+    ses_fake.set_chaos("")
+    # WHEN each keyed batch is repeated until it has its answer (one task each, never two)
+    for n, key in keys.items():
+        status, answer = post(batch, bodies[n], headers={"idempotency-key": key})
+        assert status == 200, answer
+    sent = [json.loads(row["params"])["Subject"] for row in ses_fake.store.tasks(None, None, None, 1000, 0)[1]]
+    assert len(lists_at_ses(ses_fake)) > 0
+    # THEN once the lists are old enough and the tasks done, the cleanup job leaves none behind
+    backdate_lists(7200)
+    first = cleanup(batch)
+    ses_fake.tick()
+    second = cleanup(batch)
+    assert lists_at_ses(ses_fake) == []
+    # Both ways a list ends: no task ever used it (deleted at once), or a task whose reply was
+    # lost was found on it (kept until that task was done, then deleted with the finished ones).
+    assert first["UnusedLists"] > 0 and second["Lists"] > 0
+    assert all(sent.count(f"News {n}") == 1 for n in keys)  # the doubts adopted their tasks: none twice
 
 
 # --- digests ---
@@ -241,6 +434,30 @@ def test_a_failed_digest_recipient_keeps_its_items_for_the_next_run(batch, ses_f
     assert json.loads(batch(timer_event("daily"), context())["body"])["Failed"] == 1
     batch(timer_event("daily", time_="2026-11-24T01:00:00Z"), context())
     assert len(ses_fake.sent) == 1
+
+
+@pytest.mark.parametrize("batch_above", [None, 1], ids=["one-by-one", "through-lists"])
+def test_a_digest_item_that_would_break_the_subject_fails_alone(batch, ses_fake, digest_config, tmp_path,
+                                                                batch_above):
+    settings = json.loads((tmp_path / "digest.json").read_text())
+    settings["Digests"]["daily"]["Subject"] = "Your day: {{titles}}"
+    if batch_above is not None:
+        settings["Digests"]["daily"]["BatchAbove"] = batch_above
+    (tmp_path / "digest.json").write_text(json.dumps(settings))
+    config.reset()
+    queue(batch, [{"Digest": "daily", "Email": "a@example.com", "Item": {"title": "one\u2028Bcc: x@evil.example"}},
+                  {"Digest": "daily", "Email": "b@example.com", "Item": {"title": "two"}},
+                  {"Digest": "daily", "Email": "c@example.com", "Item": {"title": "three"}}])
+    result = json.loads(batch(timer_event("daily"), context())["body"])
+    assert result["Failed"] == 1 and result["Sent"] == 2
+    sent = [call["Params"] for call in ses_fake.calls
+            if call["Action"] in ("SendEmail", "CreateReceiverDetailWithData")]
+    assert "a@example.com" not in json.dumps(sent)
+    db = store.open_store(config.load().database_url)
+    states = db._run(lambda cursor: (cursor.execute("SELECT email, state FROM sesmail_digest_items ORDER BY email"),
+                                     cursor.fetchall())[1])
+    assert [tuple(row) for row in states] == [("a@example.com", "failed"), ("b@example.com", "sent"),
+                                              ("c@example.com", "sent")]
 
 
 def test_a_large_digest_goes_through_recipient_lists(batch, ses_fake, digest_config, tmp_path, monkeypatch):

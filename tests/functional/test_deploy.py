@@ -6,6 +6,7 @@ reachable: a stand-in `scf` script records where and how it was run.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 
@@ -33,6 +34,18 @@ def fake_layer(tmp_path, monkeypatch):
 
     monkeypatch.setattr(scf, "components", components)
     return layer
+
+
+@pytest.fixture
+def synced_config(tmp_path, monkeypatch):
+    """The repository's sesmail.json as `make sync` leaves it: its templates' IDs written in."""
+    with open(os.path.join(ROOT, "sesmail.json"), encoding="utf-8") as handle:
+        settings = json.load(handle)
+    settings["Templates"] = {"welcome": 1, "code": 2, "order": 3, "digest": 4}
+    path = tmp_path / "sesmail.json"
+    path.write_text(json.dumps(settings))
+    monkeypatch.setattr(scf, "CONFIG_FILE", str(path))
+    return path
 
 
 def staged_doc(folder: str) -> dict:
@@ -102,7 +115,7 @@ def fake_cli(tmp_path, fail_in: str = "") -> tuple[str, str]:
     return str(script), str(log)
 
 
-def test_deploy_runs_scf_deploy_in_each_staged_folder_in_order(fake_layer, tmp_path, monkeypatch):
+def test_deploy_runs_scf_deploy_in_each_staged_folder_in_order(fake_layer, synced_config, tmp_path, monkeypatch):
     cli, log = fake_cli(tmp_path)
     original = scf.stage
     monkeypatch.setattr(scf, "stage", lambda env, out: original(env, out, str(tmp_path / "deploy")))
@@ -116,7 +129,7 @@ def test_deploy_runs_scf_deploy_in_each_staged_folder_in_order(fake_layer, tmp_p
     assert "Function URL" in lines[-1]
 
 
-def test_deploy_stops_at_the_first_failure(fake_layer, tmp_path, monkeypatch):
+def test_deploy_stops_at_the_first_failure(fake_layer, synced_config, tmp_path, monkeypatch):
     cli, log = fake_cli(tmp_path, fail_in="sesmail-send")
     original = scf.stage
     monkeypatch.setattr(scf, "stage", lambda env, out: original(env, out, str(tmp_path / "deploy")))
@@ -125,3 +138,44 @@ def test_deploy_stops_at_the_first_failure(fake_layer, tmp_path, monkeypatch):
     with open(log, encoding="utf-8") as handle:
         assert [line.split()[0] for line in handle.read().splitlines()] == ["sesmail-layer", "sesmail-send"]
     assert "Nothing after it was deployed" in lines[-1]
+
+
+def test_deploy_refuses_a_config_the_functions_would_refuse_naming_file_path_and_rule(fake_layer, tmp_path,
+                                                                                     monkeypatch):
+    cli, log = fake_cli(tmp_path)
+    bad = tmp_path / "sesmail.json"
+    bad.write_text(json.dumps({"Clients": {"web": {"Scopes": ["send", "sendd"]}}}))
+    monkeypatch.setattr(scf, "CONFIG_FILE", str(bad))
+    lines: list[str] = []
+    assert scf.deploy({"PATH": os.environ["PATH"]}, lines.append, cli=cli) == 2
+    assert lines == [f"the functions would refuse every request: {bad}: Clients.web.Scopes[1]: must be one of send, "
+                     "batch, digest, stats, admin"]
+    assert not os.path.exists(log)  # nothing staged, nothing deployed
+
+
+def test_deploy_prints_each_clients_effective_access(fake_layer, synced_config, tmp_path, monkeypatch):
+    settings = json.loads(synced_config.read_text())
+    settings["Clients"] = {"web": {"Scopes": ["send"], "Templates": ["welcome"], "Senders": ["@shop.example"],
+                                   "MaxRecipients": 1, "Origins": ["https://shop.example"]}}
+    synced_config.write_text(json.dumps(settings))
+    cli, _ = fake_cli(tmp_path)
+    original = scf.stage
+    monkeypatch.setattr(scf, "stage", lambda env, out: original(env, out, str(tmp_path / "deploy")))
+    lines: list[str] = []
+    assert scf.deploy({"PATH": os.environ["PATH"], "SESMAIL_API_KEYS": "web=k1,web=k2,backend=k3"}, lines.append,
+                      cli=cli) == 0
+    start = lines.index("effective access per client (config file `Clients`, SESMAIL_API_KEYS):")
+    assert lines[start + 1] == "  backend (1 key): full access (no policy)"
+    assert lines[start + 2] == (
+        "  web (2 keys): scopes send; senders @shop.example; templates welcome; reply-to its senders; headers none;"
+        " digests none; receivers none (and its own lists); limits 1 recipients/request; origins https://shop.example")
+    assert not any("k1" in line or "k3" in line for line in lines)  # keys are never printed
+
+
+def test_deploy_refuses_template_names_make_sync_has_not_resolved_yet(fake_layer, tmp_path):
+    cli, log = fake_cli(tmp_path)
+    lines: list[str] = []
+    assert scf.deploy({"PATH": os.environ["PATH"]}, lines.append, cli=cli) == 2  # the repository's own file
+    assert lines == [f"the functions would refuse every request: {scf.CONFIG_FILE}: Digests.daily.Template."
+                     "TemplateName: names no template in Templates (`make sync` writes them)"]
+    assert not os.path.exists(log)

@@ -39,6 +39,7 @@ def backdate(seconds: float) -> None:
                 attempt[name] -= seconds
         db.idem_update(scope, key, record["version"], attempt=attempt,
                        created_at=record["created_at"] - seconds, expires_at=record["expires_at"] - seconds)
+    db._run(lambda c: c.execute("UPDATE sesmail_leases SET expires_at = expires_at - ?", (seconds,)))
 
 
 def test_the_same_key_and_body_replays_the_first_response_and_sends_once(send, ses_fake):
@@ -137,19 +138,48 @@ def test_an_unknown_outcome_that_did_not_send_frees_the_key_once_settled(send, s
     assert len(ses_fake.sent) == 1
 
 
-def test_a_mail_another_request_sent_in_the_same_window_is_not_adopted(send, ses_fake):
-    # GIVEN an in-doubt attempt, and a mail (not ours to adopt) already in the sent log
+def test_a_send_to_a_recipient_whose_attempt_is_in_doubt_is_held_back_without_calling_ses(send, ses_fake):
+    # GIVEN an in-doubt attempt to user@example.com
     ses_fake.fail("SendEmail", "InternalError")
     assert post(send)["statusCode"] == 503
+    calls = len(ses_fake.calls)
+    # WHEN another request (without a key, or with another key) mails the same recipient
+    for idem in (None, "order-43"):
+        held = post(send, idem=idem)
+        # THEN it answers 503 at once, says nothing was sent, and SES is not called
+        error = body_of(held)["Error"]
+        assert (held["statusCode"], error["Code"], error["Outcome"]) == (503, "ResourceInUse.OutcomeInDoubt", "NotSent")
+        assert int(held["headers"]["Retry-After"]) >= 1
+    assert len(ses_fake.calls) == calls
+    # AND the other key stayed free: once the doubt's window has passed it sends
+    backdate(60)
+    assert post(send, idem="order-43")["statusCode"] == 200
+
+
+def test_a_mail_sent_after_the_doubts_window_is_never_adopted_by_it(send, ses_fake):
+    # GIVEN an in-doubt attempt, then (its window passed) another mail to the same recipient
+    ses_fake.fail("SendEmail", "InternalError")
+    assert post(send)["statusCode"] == 503
+    backdate(60)
     unrelated = post(send, idem=None)
     assert unrelated["statusCode"] == 200
     # WHEN the key is repeated after SES settled
     backdate(config.load().settle_seconds + 1)
     result = post(send)
-    # THEN the logged mail is not taken for ours: a new one is sent
+    # THEN the other mail is not taken for ours: a new one is sent
     assert result["statusCode"] == 200
     assert body_of(result)["MessageId"] != body_of(unrelated)["MessageId"]
     assert len(ses_fake.sent) == 2
+
+
+def test_sends_to_one_recipient_one_after_another_never_wait(send, ses_fake):
+    started = time.monotonic()
+    answers = [post(send, idem=f"order-{n}") for n in range(5)] + [post(send, idem=None) for _ in range(3)]
+    assert [a["statusCode"] for a in answers] == [200] * 8
+    assert time.monotonic() - started < 5  # a held-back send waits at least a poll; none did
+    assert len(ses_fake.sent) == 8
+    held = the_store()._run(lambda c: c.execute("SELECT COUNT(*) FROM sesmail_leases WHERE owner <> ''").fetchone())
+    assert held[0] == 0
 
 
 def test_a_run_that_died_between_the_record_and_the_ses_call_does_not_block_the_key(send, ses_fake):

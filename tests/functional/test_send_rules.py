@@ -104,6 +104,38 @@ def test_an_invalid_payload_is_refused_the_same_way_in_both_http_shapes(send, se
     assert ses_fake.calls == []
 
 
+# Every line boundary of str.splitlines() and a few other control characters: no header holds them.
+HEADER_BREAKERS = ["\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00", "\x1b", "\x7f"]
+HEADER_FIELDS = [
+    ({"Subject": "Hi{bad}Bcc: " + MARK}, "Subject"),
+    ({"FromEmailAddress": "Team{bad}" + MARK + " <noreply@mail.qcloud.com>"}, "FromEmailAddress"),
+    ({"HeaderFrom": "Team{bad}" + MARK + " <noreply@mail.qcloud.com>"}, "HeaderFrom"),
+    ({"ReplyToAddresses": "Help{bad}" + MARK + " <qcloud@tencent.com>"}, "ReplyToAddresses"),
+    ({"SmtpHeaders": {"X-Campaign": "spring{bad}" + MARK}}, "SmtpHeaders"),
+    ({"SmtpMessageId": "<" + MARK + "{bad}@mail.qcloud.com>"}, "SmtpMessageId"),
+    ({"Subject": "Code {{code}}", "Template": {"TemplateID": 100091, "TemplateData": {"code": "1{bad}" + MARK}}},
+     "Template.TemplateData"),
+]
+
+
+def _fill(changes: dict, bad: str) -> dict:
+    return json.loads(json.dumps(changes).replace("{bad}", json.dumps(bad)[1:-1]))
+
+
+@pytest.mark.parametrize("bad", HEADER_BREAKERS, ids=[repr(c) for c in HEADER_BREAKERS])
+@pytest.mark.parametrize(("changes", "field"), HEADER_FIELDS, ids=[field for _, field in HEADER_FIELDS])
+def test_a_header_bound_value_ses_cannot_carry_is_400_before_any_call(send, ses_fake, changes, field, bad):
+    status, body, _ = post(send, with_changes(**_fill(changes, bad)))
+    assert_error(status, body, 400, "InvalidParameterValue.HeaderLineBreak", field)
+    assert ses_fake.calls == []
+
+
+def test_a_subject_with_unicode_and_a_tab_still_goes_out(send, ses_fake):
+    status, body, _ = post(send, with_changes(Subject="Caf\u00e9\t\u4f60\u597d \U0001f600"))
+    assert status == 200, body
+    assert ses_fake.sent[0]["Subject"] == "Caf\u00e9\t\u4f60\u597d \U0001f600"
+
+
 def test_a_body_that_is_not_json_is_refused_as_json_parse_error(send, ses_fake):
     assert_error(*post(send, f"{{not json {MARK}")[:2], 400, "InvalidParameter.JsonParseError")
     assert ses_fake.calls == []

@@ -205,6 +205,39 @@ def test_what_smtp_cannot_carry_is_refused_before_anything_is_sent(smtp_env, cha
     assert smtp_env.received == []
 
 
+# The API path's header rule (sesmail.rules) holds here too: every line boundary of str.splitlines()
+# and the other control characters are refused with the same code and field, before SMTP is reached.
+HEADER_BREAKERS = ["\r\n", "\v", "\f", "\x1c", "\x85", "\u2028", "\u2029", "\x00", "\x7f"]
+HEADER_FIELDS = [
+    (lambda bad: {"Subject": f"Welcome{bad}Bcc: x@evil.example"}, "Subject"),
+    (lambda bad: {"FromEmailAddress": f"Shop{bad} <noreply@shop.example>"}, "FromEmailAddress"),
+    (lambda bad: {"HeaderFrom": f"Shop{bad} <noreply@shop.example>"}, "HeaderFrom"),
+    (lambda bad: {"ReplyToAddresses": f"Help{bad} <help@shop.example>"}, "ReplyToAddresses"),
+    (lambda bad: {"SmtpHeaders": {"X-Campaign": f"spring{bad}"}}, "SmtpHeaders"),
+    (lambda bad: {"SmtpMessageId": f"<id{bad}@shop.example>"}, "SmtpMessageId"),
+    (lambda bad: {"Template": {"TemplateName": "welcome", "TemplateData": {"name": f"Ada{bad}"}}},
+     "Template.TemplateData"),
+]
+
+
+@pytest.mark.parametrize("bad", HEADER_BREAKERS, ids=[repr(c) for c in HEADER_BREAKERS])
+@pytest.mark.parametrize(("change", "field"), HEADER_FIELDS, ids=[field for _, field in HEADER_FIELDS])
+def test_a_header_bound_value_is_refused_as_on_the_api_path(smtp_env, ses_fake, change, field, bad):
+    status, body, _ = post(dict(WELCOME, **change(bad)))
+    assert (status, body["Error"]["Code"], body["Error"].get("Field")) == (
+        400, "InvalidParameterValue.HeaderLineBreak", field)
+    assert smtp_env.received == [] and ses_fake.calls == []
+
+
+@pytest.mark.parametrize("bad", ["\r\n", "\x85", "\u2028"], ids=repr)
+def test_a_line_break_in_an_attachment_name_is_refused_as_on_the_api_path(smtp_env, bad):
+    attachment = {"FileName": f"report{bad}.txt", "Content": base64.b64encode(b"hi").decode()}
+    status, body, _ = post(dict(WELCOME, Attachments=[attachment]))
+    assert (status, body["Error"]["Code"], body["Error"].get("Field")) == (
+        400, "InvalidParameterValue.HeaderLineBreak", "Attachments[0].FileName")
+    assert smtp_env.received == []
+
+
 def test_smtps_own_size_limits_are_refused_with_ses_codes(smtp_env, monkeypatch):
     settings = config.load(f"{ROOT}/functions/send")
     params = {"FromEmailAddress": "noreply@shop.example", "Subject": "Hi", "Destination": ["ada@example.com"],

@@ -25,8 +25,9 @@ SETTINGS = {
                           "Template": {"TemplateName": "welcome"},
                           "TemplateData": {"count": "length(@)", "titles": "join(', ', [].title)"}}},
     # The `web` client (keys web-key-1, web-key-2) is a browser key with every rule set.
-    "Clients": {"web": {"Origins": [WEB_ORIGIN], "Templates": ["welcome", 100091],
-                        "Senders": ["@mail.qcloud.com", "@mail.example.com"], "MaxRecipients": 5,
+    "Clients": {"web": {"Scopes": ["send", "batch", "digest"], "Origins": [WEB_ORIGIN],
+                        "Templates": ["welcome", 100091], "Senders": ["@mail.qcloud.com", "@mail.example.com"],
+                        "ReplyTo": "*", "Headers": ["X-Order-Id"], "Digests": ["daily"], "MaxRecipients": 5,
                         "MailsPerRecipientPerHour": 3}},
 }
 

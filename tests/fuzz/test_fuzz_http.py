@@ -32,7 +32,7 @@ except ImportError:  # hypothesis needs Python 3.11+ (requirements-dev.txt insta
     pytest.skip("hypothesis is not installed", allow_module_level=True)
 
 from tests.events import fixture, sample_send_payload
-from tests.fuzz.conftest import WEB_ORIGIN
+from tests.fuzz.conftest import APPID, WEB_ORIGIN
 from tests.fuzz.harness import LONG
 
 # -- settings ---------------------------------------------------------------------------------
@@ -309,7 +309,27 @@ def test_mutated_payloads_never_5xx_never_reach_ses_unless_200_and_never_echo(ap
             headers["Idempotency-Key"] = idem
     event = http(text, method=method, path=path, shape=draw(st.sampled_from(["function-url", "apigw"])),
                  headers=headers, query=query, base64_body=draw(st.integers(0, 4)) == 0)
-    app.invoke(function, event, tuple(markers))
+    status, body = app.invoke(function, event, tuple(markers))
+    if function == "webhook" and status == 200 and body:
+        check_callbacks_accounted(text, body)
+
+
+def check_callbacks_accounted(text: str, body: dict) -> None:
+    """A 200 accounts for every item of what was posted: stored, a repeat, or named in `Rejected`;
+    an item named is one no callback can be (never a well-formed one of this account)."""
+    sent = json.loads(text)  # the handler took it: valid JSON
+    items = sent if isinstance(sent, list) else [sent]
+    rejected = body["Rejected"]
+    assert rejected == sorted(set(rejected)) and all(0 <= index < len(items) for index in rejected), body
+    assert body["Stored"] + body["Duplicates"] + len(rejected) == len(items), (body, len(items))
+    for index in rejected:
+        item = items[index]
+        if not isinstance(item, dict):
+            continue
+        fields = {str(key).lower(): value for key, value in item.items()}
+        event, username = fields.get("event"), fields.get("username")
+        usable = isinstance(event, str) and 0 < len(event.strip()) <= 64 and "\x00" not in event
+        assert not usable or username not in (None, "", APPID), (index, body)
 
 
 @sized(ci=50, long=2000)

@@ -138,3 +138,37 @@ def test_timers_are_listed_fired_now_and_on_schedule(clean_env, tmp_path, timers
         assert [c[0]["TriggerName"] for c in calls].count("by-hand") == 1
     finally:
         stack.stop()
+
+
+def test_a_config_file_the_functions_would_refuse_stops_the_start_naming_file_path_and_rule(
+        clean_env, tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "sesmail.json"
+    bad.write_text(json.dumps({"Clients": {"web": {"Senders": ["@shop.example"]}}}))  # no Scopes
+    monkeypatch.setenv("SESMAIL_CONFIG", str(bad))
+    monkeypatch.setattr(stack_module.signal, "signal", lambda *args: None)  # pytest keeps its own handlers
+    status = stack_module._dev(["--gateway-port", "0", "--emulator-port", "0", "--smtp-port", "0", "--data-dir",
+                                str(tmp_path / "data")])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == (
+        f"cannot start the local stack: {bad}: Clients.web.Scopes: is required: a policy names the scopes its keys"
+        " may use (send, batch, digest, stats, admin)")
+    assert sorted(name for name in os.environ if name.startswith("SESMAIL_")) == ["SESMAIL_CONFIG"]
+
+
+def test_the_banner_prints_each_clients_effective_access(clean_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("SESMAIL_API_KEYS", "dev-key,web=web-key")
+    settings = tmp_path / "sesmail.json"
+    settings.write_text(json.dumps({"Clients": {"web": {"Scopes": ["send", "digest"], "Senders": ["@shop.example"],
+                                                        "ReplyTo": "*", "MailsPerRecipientPerHour": 3}}}))
+    monkeypatch.setenv("SESMAIL_CONFIG", str(settings))
+    stack = start(tmp_path)
+    try:
+        lines = stack.banner().splitlines()
+    finally:
+        stack.stop()
+    first = next(index for index, line in enumerate(lines) if line.startswith("  Clients"))
+    assert lines[first] == "  Clients        default (1 key): full access (no policy)"
+    assert lines[first + 1] == (
+        "                 web (1 key): scopes send, digest; senders @shop.example; templates any; reply-to any;"
+        " headers none; digests none; receivers none (and its own lists); limits 3 mails/recipient/hour;"
+        " origins none (server key)")

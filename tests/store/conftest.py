@@ -28,7 +28,7 @@ HOW_TO = {
               f"(now {MYSQL_URL})"),
 }
 TABLES = ("sesmail_events", "sesmail_suppressions", "sesmail_sent", "sesmail_idempotency", "sesmail_tasks",
-          "sesmail_digest_items")
+          "sesmail_digest_items", "sesmail_leases", "sesmail_lists")
 
 
 def _with_database(url: str, database: str) -> str:

@@ -28,8 +28,13 @@ HOW_TO = ("start Redis (redis-server --daemonize yes --bind 127.0.0.1 --port 637
           f"SESMAIL_TEST_REDIS_URL at one (now {REDIS_URL})")
 
 
+# Fake clocks start here: years after any boot, far from every reading of time.monotonic() a test
+# machine gives, so a test that mixes a fake clock with the real one fails on every machine (not
+# only on one booted about as long ago as a small start value), and such a mix cannot creep in.
+FAKE_START = 100_000_000.0
+
 class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = FAKE_START) -> None:
         self.now = start
 
     def monotonic(self) -> float:
@@ -213,9 +218,10 @@ def test_limiter_keys_expire_once_idle(redis_url, prefix):
 def test_limiter_for_shares_through_the_configured_redis(redis_url, prefix):
     appid = prefix.replace(":", "-")  # the account's name in the key: unique for this run
     settings = SimpleNamespace(redis_url=redis_url, appid=appid)
-    limiter = limiter_for(settings, "SendEmail", clock=FakeClock())
+    clock = FakeClock()
+    limiter = limiter_for(settings, "SendEmail", clock=clock)
     assert isinstance(limiter, RedisLimiter)
-    assert limiter.acquire(time.monotonic() + 5)
+    assert limiter.acquire(clock.monotonic() + 5)  # a deadline on the limiter's own clock
     assert redis_command(redis_url, "EXISTS", f"sesmail:rate:{{{appid}:SendEmail}}:slots") == 1
     redis_command(redis_url, "DEL", *limiter.keys)
 
@@ -257,7 +263,7 @@ def test_redis_down_falls_back_to_the_instance_share_and_still_limits(capsys):
     assert isinstance(limiter, RedisLimiter)
     starts = []
     # WHEN a digest keeps sending for 40 s
-    while clock.now < 1040:
+    while clock.now < FAKE_START + 40:
         assert limiter.acquire(clock.now + 5)
         starts.append(clock.now)
     # THEN it is paced at its share (10/s), and the outage is logged once, without the password
@@ -275,7 +281,7 @@ def test_redis_down_penalize_still_pauses_the_fallback():
                            "sesmail-test:rate:{acct:SendEmail}", 20, LocalLimiter(10, clock=clock), clock=clock)
     limiter.penalize(2.0)
     assert limiter.acquire(clock.now + 5)
-    assert clock.now == pytest.approx(1002.0)
+    assert clock.now == pytest.approx(FAKE_START + 2.0)
 
 
 def test_shared_counters_fall_back_while_redis_is_down():

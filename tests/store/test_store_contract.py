@@ -25,6 +25,7 @@ from sesmail.store.sql import SCHEMA_VERSION, ConstraintViolation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NOW = 1_795_000_000.0
+HASH_A, HASH_Z = "a" * 64, "f" * 64  # what rules.address_hash gives: 64 hex digits
 
 
 def event(n: int, **overrides) -> dict:
@@ -117,10 +118,82 @@ def test_concurrent_claims_of_one_key_have_exactly_one_winner(stores, backend):
 
 
 # -- the sent log ---------------------------------------------------------------------------------
-def test_record_sent_twice_keeps_one_row(store, backend):
-    store.record_sent("m-1", "web", "from@example.com", ["a@example.com"], NOW, "web/key")
-    store.record_sent("m-1", "web", "from@example.com", ["a@example.com"], NOW + 1, "web/key")
+def test_record_sent_twice_keeps_one_row_and_says_the_second_was_not_new(store, backend):
+    assert store.record_sent("m-1", "web", "from@example.com", ["a@example.com"], NOW, "web/key") is True
+    assert store.record_sent("m-1", "web", "from@example.com", ["a@example.com"], NOW + 1, "web/other") is False
     assert backend.count("sesmail_sent") == 1
+    assert store.sent_ref("m-1") == "web/key"
+
+
+def test_concurrent_adoptions_of_one_message_have_exactly_one_winner(stores, backend):
+    made = [stores() for _ in range(6)]
+    results = run_threads(6, lambda i: made[i].record_sent("m-race", "web", "f@example.com", ["a@example.com"],
+                                                           NOW, f"web/key-{i}"))
+    assert sorted(results) == [False] * 5 + [True]
+    assert backend.count("sesmail_sent") == 1
+
+
+# -- recipient leases -----------------------------------------------------------------------------
+K1, K2, K3 = (f"{n:064x}" for n in (1, 2, 3))  # lease keys are SHA-256 hex digests
+
+
+def test_a_lease_is_taken_all_or_nothing_and_given_back_with_the_recorded_answer(store, backend):
+    assert store.take_leases([K1, K2], "a", NOW + 30, NOW) is None
+    # another owner wanting k2 and k3 gets neither, and learns when k2 expires and that it is in flight
+    assert store.take_leases([K3, K2], "b", NOW + 30, NOW) == (NOW + 30, True)
+    assert backend.execute("SELECT lease_key, owner FROM sesmail_leases WHERE owner <> '' ORDER BY lease_key") == [
+        (K1, "a"), (K2, "a")]
+    # the owner may take its own leases again (a repeat of its Idempotency-Key)
+    assert store.take_leases([K1, K2], "a", NOW + 40, NOW) is None
+    assert store.record_sent("m-1", "web", "f@example.com", ["x@example.com"], NOW, "a",
+                             release=([K1, K2], "a", NOW - 1))
+    # given back: free for any window that begins at or after the holder's began
+    assert backend.execute("SELECT owner, expires_at FROM sesmail_leases WHERE lease_key <> ?", (K3,)) == [
+        ("", NOW - 1), ("", NOW - 1)]
+    assert store.take_leases([K3, K2], "b", NOW + 30, NOW) is None
+    # a window that began before the last holder's must begin again: told so by an expiry now past
+    assert store.take_leases([K1], "c", NOW + 30, NOW - 2) == (NOW - 1, True)
+
+
+def test_a_lease_in_doubt_ends_with_its_window_and_is_not_waited_for(store, backend):
+    store.take_leases([K1], "a", NOW + 30, NOW)
+    store.doubt_leases([K1], "a", NOW + 6)
+    assert store.take_leases([K1], "b", NOW + 30, NOW + 1) == (NOW + 6, False)
+    # expired by the start of b's window: b takes it over
+    assert store.take_leases([K1], "b", NOW + 40, NOW + 6) is None
+    assert backend.execute("SELECT owner, in_doubt FROM sesmail_leases") == [("b", 0)]
+    # a doubt never lengthens a lease, and a release by another owner gives nothing back
+    store.doubt_leases([K1], "b", NOW + 100)
+    assert backend.execute("SELECT expires_at FROM sesmail_leases")[0][0] == NOW + 40
+    store.release_leases([K1], "a", NOW + 6)
+    assert backend.execute("SELECT owner FROM sesmail_leases") == [("b",)]
+    store.release_leases([K1], "b", NOW + 6)
+    assert backend.execute("SELECT owner, expires_at FROM sesmail_leases") == [("", NOW + 6)]
+    # a taker whose window began before b's sees the doubt it outlived, not a free row
+    assert store.take_leases([K1], "c", NOW + 50, NOW + 5) == (NOW + 6, True)
+
+
+def test_a_taker_that_gives_up_leaves_the_leases_it_took_over_free_from_its_own_start(store, backend):
+    store.take_leases([K1], "a", NOW + 30, NOW)
+    store.doubt_leases([K1], "a", NOW + 6)
+    store.take_leases([K2], "x", NOW + 30, NOW)
+    # b takes K1 over (expired by its start) but not K2, so gives K1 back: K1 still says NOW + 10
+    assert store.take_leases([K1, K2], "b", NOW + 50, NOW + 10) == (NOW + 30, True)
+    assert backend.execute("SELECT owner, expires_at FROM sesmail_leases ORDER BY lease_key") == [
+        ("", NOW + 10), ("x", NOW + 30)]
+
+
+def test_concurrent_takers_of_overlapping_leases_never_both_win(stores, backend):
+    made = [stores() for _ in range(6)]
+    keys = [[K1, K2], [K2, K3], [K3, K1], [K1], [K2], [K3]]
+    results = run_threads(6, lambda i: made[i].take_leases(keys[i], f"o{i}", NOW + 30, NOW))
+    winners = [set(keys[i]) for i, result in enumerate(results) if result is None]
+    assert winners, results
+    for index, first in enumerate(winners):
+        for second in winners[index + 1:]:
+            assert not first & second, (winners, results)
+    held = backend.execute("SELECT lease_key, owner FROM sesmail_leases WHERE owner <> ''")
+    assert len(held) == sum(len(w) for w in winners)
 
 
 def test_sent_for_ref_finds_the_latest_message_since_a_time(store):
@@ -261,12 +334,15 @@ def test_suppress_twice_keeps_the_first_time_and_the_latest_reason(store):
         {"Email": "someone@example.com", "Scope": "all", "Reason": "manual", "Source": "api", "CreatedAt": NOW}]
 
 
-def test_unsuppress_removes_every_scope_of_the_address(store):
+def test_unsuppress_removes_every_scope_of_the_address_and_its_erased_form(store):
     store.suppress("a@example.com", "all", "spamreport", "callback", NOW)
     store.suppress("a@example.com", "marketing", "unsubscribe", "callback", NOW)
     store.suppress("b@example.com", "marketing", "unsubscribe", "callback", NOW)
-    assert store.unsuppress("A@example.com") == 2
-    assert store.unsuppress("a@example.com") == 0
+    store.suppress("z@example.com", "all", "manual", "api", NOW)
+    store.erase_address("z@example.com", HASH_Z)
+    assert store.unsuppress("A@example.com", HASH_A) == 2
+    assert store.unsuppress("a@example.com", HASH_A) == 0
+    assert store.unsuppress("z@example.com", HASH_Z) == 1
     assert [s["Email"] for s in store.list_suppressions(0, 10)] == ["b@example.com"]
 
 
@@ -287,21 +363,21 @@ def test_suppressions_for_applies_marketing_scope_only_to_marketing_mail(store):
     store.suppress("both@example.com", "marketing", "unsubscribe", "callback", NOW)
     store.suppress("both@example.com", "all", "spamreport", "callback", NOW)
     asked = ["Bounced@example.com", "left@example.com", "both@example.com", "fine@example.com"]
-    assert store.suppressions_for(asked, marketing=True) == {
+    assert store.suppressions_for(asked, marketing=True, hashes={}) == {
         "bounced@example.com": {"Scope": "all", "Reason": "hard_bounce"},
         "left@example.com": {"Scope": "marketing", "Reason": "unsubscribe"},
         "both@example.com": {"Scope": "all", "Reason": "spamreport"},
     }
-    assert store.suppressions_for(asked, marketing=False) == {
+    assert store.suppressions_for(asked, marketing=False, hashes={}) == {
         "bounced@example.com": {"Scope": "all", "Reason": "hard_bounce"},
         "both@example.com": {"Scope": "all", "Reason": "spamreport"},
     }
-    assert store.suppressions_for([], marketing=True) == {}
+    assert store.suppressions_for([], marketing=True, hashes={}) == {}
 
 
 def test_suppressions_for_checks_a_full_send_of_90_addresses(store):
     store.suppress("r89@example.com", "all", "hard_bounce", "callback", NOW)
-    found = store.suppressions_for([f"r{n}@example.com" for n in range(90)], marketing=True)
+    found = store.suppressions_for([f"r{n}@example.com" for n in range(90)], marketing=True, hashes={})
     assert list(found) == ["r89@example.com"]
 
 
@@ -313,8 +389,11 @@ def test_purge_deletes_only_what_has_expired(store, backend):
     store.record_sent("m-old", "web", "f@example.com", ["a@example.com"], NOW - 100)
     store.record_sent("m-new", "web", "f@example.com", ["a@example.com"], NOW)
     store.queue_digest_items([digest_item(1, expires_at=NOW - 1), digest_item(2, expires_at=NOW + 1)])
-    assert store.purge(NOW, NOW - 50) == {"Idempotency": 1, "Events": 1, "Sent": 1, "DigestItems": 1}
-    assert store.purge(NOW, NOW - 50) == {"Idempotency": 0, "Events": 0, "Sent": 0, "DigestItems": 0}
+    # a lease is kept an hour past its expiry: windows that began before it may still be open
+    store.take_leases([f"{1:064x}"], "a", NOW - 3601, 0)
+    store.take_leases([f"{2:064x}"], "a", NOW - 3599, 0)
+    assert store.purge(NOW, NOW - 50) == {"Idempotency": 1, "Events": 1, "Sent": 1, "DigestItems": 1, "Leases": 1}
+    assert store.purge(NOW, NOW - 50) == {"Idempotency": 0, "Events": 0, "Sent": 0, "DigestItems": 0, "Leases": 0}
     assert store.idem_get("web", "new") and store.sent_message_ids(["m-new"]) == {"m-new"}
     assert backend.count("sesmail_events") == 1
 
@@ -329,15 +408,47 @@ def test_erase_address_deletes_everything_about_it_and_nothing_else(store, backe
     store.idem_insert(idem_record("k1", attempt={"Sender": "f@example.com", "Destination": [target]}))
     store.idem_insert(idem_record("k2", attempt={"Sender": "f@example.com", "Destination": [other]}))
     store.queue_digest_items([digest_item(1, email=target), digest_item(2, email=other)])
-    assert store.erase_address("A_B%C@example.com") == {
-        "Events": 1, "Suppressions": 1, "DigestItems": 1, "Sent": 1, "Idempotency": 1}
-    assert [s["Email"] for s in store.list_suppressions(0, 10)] == [other]
+    assert store.erase_address("A_B%C@example.com", HASH_A) == {
+        "Events": 1, "DigestItems": 1, "Sent": 1, "Idempotency": 1, "SuppressionsKept": 1}
+    assert [s["Email"] for s in store.list_suppressions(0, 10)] == [other, None]  # kept under its hash
     assert store.sent_message_ids(["m-1", "m-2"]) == {"m-2"}
     assert store.idem_get("web", "k1") is None and store.idem_get("web", "k2") is not None
     assert backend.execute("SELECT email FROM sesmail_events") == [(other,)]
     assert store.digest_recipients("weekly") == [other]
-    assert store.erase_address(target) == {"Events": 0, "Suppressions": 0, "DigestItems": 0, "Sent": 0,
-                                           "Idempotency": 0}
+    assert store.erase_address(target, HASH_A) == {"Events": 0, "DigestItems": 0, "Sent": 0, "Idempotency": 0,
+                                                   "SuppressionsKept": 0}
+    assert backend.execute("SELECT COUNT(*) FROM sesmail_suppressions WHERE email LIKE ?", ("%example%",)) == [(1,)]
+
+
+def test_an_erased_address_keeps_its_suppressions_under_its_hash_only(store, backend):
+    store.suppress("gone@example.com", "all", "hard_bounce", "callback", NOW)
+    store.suppress("gone@example.com", "marketing", "unsubscribe", "callback", NOW + 1)
+    store.suppress("kept@example.com", "all", "manual", "api", NOW)
+    assert store.erase_address("Gone@example.com", HASH_A)["SuppressionsKept"] == 2
+    assert backend.execute("SELECT email, scope, reason FROM sesmail_suppressions ORDER BY email, scope") == [
+        ("h:" + HASH_A, "all", "hard_bounce"), ("h:" + HASH_A, "marketing", "unsubscribe"),
+        ("kept@example.com", "all", "manual")]
+    # Looked up by either form in one query; an address whose hash is not asked for is not found.
+    asked = ["gone@example.com", "kept@example.com", "new@example.com"]
+    assert store.suppressions_for(asked, marketing=True, hashes={"gone@example.com": HASH_A,
+                                                                "new@example.com": HASH_Z}) == {
+        "gone@example.com": {"Scope": "all", "Reason": "hard_bounce"},
+        "kept@example.com": {"Scope": "all", "Reason": "manual"}}
+    assert store.suppressions_for(["gone@example.com"], marketing=True, hashes={}) == {}
+    # Listed without an address; erasing again (suppressed anew meanwhile) keeps one entry per scope.
+    assert store.list_suppressions(0, 10)[0] == {"Email": None, "Erased": True, "Scope": "all",
+                                                 "Reason": "hard_bounce", "Source": "callback", "CreatedAt": NOW}
+    store.suppress("gone@example.com", "all", "spamreport", "callback", NOW + 5)
+    assert store.erase_address("gone@example.com", HASH_A)["SuppressionsKept"] == 1
+    assert backend.count("sesmail_suppressions") == 3
+
+
+def test_the_task_log_says_whose_task_and_whose_list(store):
+    store.record_task(11, 70, "web", "News", True, NOW)
+    store.record_task(12, 80, "partner", "News", False, NOW)
+    assert (store.task_client(11), store.task_client(12), store.task_client(13)) == ("web", "partner", None)
+    assert store.owns_list(70, "web") and not store.owns_list(70, "partner")
+    assert not store.owns_list(80, "partner")  # a list made outside sesmail is nobody's own
 
 
 # -- batch tasks and digest items -----------------------------------------------------------------
@@ -350,6 +461,56 @@ def test_record_task_logs_a_task_once_and_tracks_its_list(store):
     assert store.owned_lists(10) == [{"TaskId": 2**40, "ReceiverId": 7}]
     store.list_deleted(2**40)
     assert store.owned_lists(10) == []
+
+
+def test_owned_lists_pages_past_lists_whose_task_is_still_running(store):
+    for n in range(3):
+        store.record_task(100 + n, 200 + n, "web", "s", True, NOW + n)
+    assert [row["TaskId"] for row in store.owned_lists(2)] == [100, 101]
+    assert [row["TaskId"] for row in store.owned_lists(2, offset=2)] == [102]
+
+
+def test_a_list_is_recorded_before_it_exists_then_named_then_used_by_its_task(store, backend):
+    # GIVEN a list recorded before CreateReceiver, then named by SES
+    store.list_started("sesmail-a", "web", NOW, "web", "campaign-1")
+    assert store.unused_lists(NOW + 1, 10) == [{"Name": "sesmail-a", "ReceiverId": None, "Client": "web",
+                                                 "IdemScope": "web", "IdemKey": "campaign-1", "CreatedAt": NOW}]
+    store.list_created("sesmail-a", 2**40 + 5)  # ReceiverIds are 64-bit
+    assert store.unused_lists(NOW + 1, 10)[0]["ReceiverId"] == 2**40 + 5
+    # WHEN its task is recorded, it is no longer unused; its task's end deletes it as before
+    store.record_task(2**41, 2**40 + 5, "web", "News", True, NOW + 1)
+    assert store.unused_lists(NOW + 10, 10) == []
+    assert store.owned_lists(10) == [{"TaskId": 2**41, "ReceiverId": 2**40 + 5}]
+    store.list_deleted(2**41)
+    assert store.owned_lists(10) == []
+    assert backend.execute("SELECT task_id, deleted FROM sesmail_lists") == [(2**41, 1)]
+
+
+def test_unused_lists_are_the_old_live_ones_without_a_task_oldest_first(store):
+    store.list_started("sesmail-new", "web", NOW + 50)
+    store.list_started("sesmail-old", "web", NOW)  # no Idempotency-Key: scope and key absent
+    store.list_started("sesmail-mid", "digest", NOW + 10, "digest:daily", "nightly@2026-11-23T01:00:00Z")
+    store.list_started("sesmail-gone", "web", NOW + 1)
+    store.list_created("sesmail-gone", 9)
+    store.list_gone(receiver_id=9)
+    store.list_started("sesmail-never", "web", NOW + 2)
+    store.list_gone(name="sesmail-never")  # CreateReceiver refused: no list was made
+    store.list_started("sesmail-used", "web", NOW + 3)
+    store.list_created("sesmail-used", 10)
+    store.record_task(77, 10, "web", "News", True, NOW + 4)
+    store.record_task(78, 11, "web", "theirs", False, NOW + 4)  # a caller's own list: never ours to delete
+    unused = store.unused_lists(NOW + 20, 10)
+    assert [row["Name"] for row in unused] == ["sesmail-old", "sesmail-mid"]
+    assert (unused[0]["IdemScope"], unused[0]["IdemKey"]) == (None, None)
+    assert (unused[1]["Client"], unused[1]["IdemKey"]) == ("digest", "nightly@2026-11-23T01:00:00Z")
+    assert [row["Name"] for row in store.unused_lists(NOW + 20, 1, offset=1)] == ["sesmail-mid"]
+    assert [row["Name"] for row in store.unused_lists(NOW + 60, 10)] == ["sesmail-old", "sesmail-mid", "sesmail-new"]
+
+
+def test_a_list_name_is_recorded_once(store):
+    store.list_started("sesmail-a", "web", NOW)
+    with pytest.raises(ConstraintViolation):
+        store.list_started("sesmail-a", "web", NOW)
 
 
 def test_digest_items_are_claimed_by_one_run_then_finished_or_released(store):

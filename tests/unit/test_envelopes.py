@@ -33,6 +33,7 @@ FIXTURE_KINDS = {
     "ses-callback-bounce.json": "direct",
     "ses-callback-click-lowercase-bulkid.json": "direct",
     "ses-callback-delivered-2020.json": "direct",
+    "ses-callback-delivered-2021-empty-email.json": "direct",
 }
 
 

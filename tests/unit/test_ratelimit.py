@@ -26,10 +26,15 @@ from sesmail.ratelimit import LocalLimiter, RedisLimiter, limiter_for
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Fake clocks start here: years after any boot, far from every reading of time.monotonic() a test
+# machine gives, so a test that mixes a fake clock with the real one fails on every machine (not
+# only on one booted about as long ago as a small start value), and such a mix cannot creep in.
+FAKE_START = 100_000_000.0
+
 class FakeClock:
     """One caller's clock: sleeping moves time on at once."""
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = FAKE_START) -> None:
         self.now = start
         self.slept: list[float] = []
 
@@ -46,7 +51,7 @@ class VirtualClock:
     the earliest wake-up once all of them sleep, so threaded runs of minutes take milliseconds and
     never depend on how busy the machine is."""
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = FAKE_START) -> None:
         self._now = start
         self._cond = threading.Condition()
         self._running = 0
@@ -256,7 +261,7 @@ def test_after_a_penalty_threads_resume_within_the_window_cap():
     penalized = threading.Event()
 
     def latency(rng: random.Random) -> float:
-        if not penalized.is_set() and clock.monotonic() > 1010:
+        if not penalized.is_set() and clock.monotonic() > FAKE_START + 10:
             penalized.set()
             limiter.penalize(1.0)
         return 0.05

@@ -15,10 +15,10 @@ import json
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
-from . import idempotency, log, policy, rules
-from .errors import NotFound, OutcomeUnknown, SesmailError, StoreUnavailable
+from . import idempotency, leases, log, policy, rules
+from .errors import NotFound, OutcomeUnknown, SesmailError, StoreUnavailable, Unavailable
 from .http import Call, Response
 from .store import open_store
 
@@ -30,6 +30,9 @@ ROWS_PER_UPLOAD = 20_000     # rows per CreateReceiverDetailWithData call
 UPLOAD_MAX_BYTES = 8_000_000  # SES's request limit is 8 MB; keep room for the envelope
 LIST_READY = 3               # ReceiversStatus: 1 pending, 2 uploading, 3 done
 TASK_PAGE = 100
+LIST_PAGE = 100  # ListReceiverDetails' largest Limit
+LIST_COUNT_MAX = 5_000  # recipients a list may hold to be counted per recipient (50 calls)
+TASK_PAGE_RESERVE_S = 3.0  # a page of ListSendTasks is not asked for with less time left than this
 POLL_FIRST_S, POLL_MAX_S = 0.5, 5.0
 
 
@@ -72,14 +75,21 @@ class BatchRun:
     """One BatchSendEmail request, executed with progress saved to an idempotency claim."""
 
     def __init__(self, settings: Any, deadline: Any, client: str, params: dict,
-                 recipients: list[dict] | None) -> None:
+                 recipients: list[dict] | None, ref: str | None = None) -> None:
         from .ses import client_for
 
         self.settings, self.deadline, self.client = settings, deadline, client
+        self.owner = leases.owner_for(ref)  # its Idempotency-Key's (or timer run's) reference
         self.params, self.recipients = params, recipients
         self.ses = client_for(settings)
         self.done: dict[int, int] = {}  # list index -> TaskId, from an earlier run being resumed
         self.orphan: int | None = None  # a list an earlier run built but never sent
+        # The client's MailsPerRecipientPerHour (policy.count_batch), when it has one: recipients
+        # over it are left out. `positions` are the recipients' indexes in the request's `Recipients`.
+        self.rate_check: Callable[[list[str]], dict[int, float]] | None = None
+        self.rate_limited: list[int] | None = None  # indexes into `recipients`, once counted
+        self.positions: list[int] | None = None
+        self.list_rate_check: Callable[[], None] | None = None  # the same for a ReceiverId's list
 
     def attempt(self) -> dict:
         return {"Action": "BatchSendEmail", "Subject": self.params["Subject"],
@@ -89,9 +99,10 @@ class BatchRun:
     # -- sending ------------------------------------------------------------------------------
     def __call__(self, claim: idempotency.Claim | None = None) -> dict:
         if self.recipients is None:
-            task_id = self._send_task(self.params)
-            self._record(task_id, self.params["ReceiverId"], owned=False)
-            return {"TaskId": task_id, "TaskIds": [task_id]}
+            if self.list_rate_check is not None:
+                self.list_rate_check()  # after the replay check: a replay is not counted again
+            return self._send_on_list(claim)
+        limited = self._leave_out_rate_limited(claim)
         if self.orphan is not None:
             self._delete_list(self.orphan)
         if self.done and claim is not None:
@@ -110,7 +121,7 @@ class BatchRun:
                 except OutcomeUnknown:
                     raise  # the task may exist: the list stays for doubt resolution
                 except SesmailError:
-                    self._delete_list(receiver_id)  # refused: nothing will ever use this list
+                    self._abandon_list(receiver_id, claim)  # refused: nothing will ever use this list
                     raise
             except SesmailError as exc:
                 if not task_ids:
@@ -124,7 +135,48 @@ class BatchRun:
                     claim.progress(Tasks=dict(claim.attempt.get("Tasks") or {}, **{str(index): task_id}))
                 except StoreUnavailable as exc:
                     raise PartialBatch("the batch's progress could not be saved", task_ids, exc) from exc
-        return {"TaskId": task_ids[0], "TaskIds": task_ids}
+        return dict({"TaskId": task_ids[0], "TaskIds": task_ids}, **({"RateLimited": limited} if limited else {}))
+
+    def _leave_out_rate_limited(self, claim: idempotency.Claim | None) -> list[str]:
+        """MailsPerRecipientPerHour: recipients over it are left out, and named. Counted here, after
+        the replay check (a replay is not counted again), once per request: a run that takes over
+        a dead one reuses the count it finds in the claim, so its lists come out the same."""
+        assert self.recipients is not None
+        if self.rate_check is None:
+            return []
+        if self.rate_limited is None:
+            over = self.rate_check([r["Email"] for r in self.recipients])
+            self.rate_limited = sorted(over)
+            if over and len(over) == len(self.recipients):
+                from .errors import RecipientRateLimited
+
+                raise RecipientRateLimited("every recipient has had this client's MailsPerRecipientPerHour this"
+                                           " hour", field="Recipients", retry_after=min(over.values()))
+        left_out = set(self.rate_limited)
+        positions = self.positions or list(range(len(self.recipients)))
+        names = [f"Recipients[{positions[index]}]" for index in self.rate_limited]
+        self.recipients = [r for index, r in enumerate(self.recipients) if index not in left_out]
+        self.positions = [p for index, p in enumerate(positions) if index not in left_out]
+        self.rate_limited = []
+        if claim is not None:
+            # Saved even when empty: a takeover must know the count was taken.
+            claim.progress(RateLimited=sorted(left_out), Lists=len(list_chunks(self.recipients)))
+        return names
+
+    def _send_on_list(self, claim: idempotency.Claim | None) -> dict:
+        """A task on the caller's own list. ListSendTasks tells tasks apart by list, subject and
+        creation time only: two attempts with the same list and subject whose windows overlap
+        could not be told apart in doubt, so they never overlap (sesmail.leases)."""
+        store = open_store(self.settings.database_url)
+        keys = leases.keys_for(self.settings.erasure_key, "list", str(self.params["ReceiverId"]),
+                               [self.params["Subject"]])
+        lease = leases.acquire(store, keys, self.owner, self.deadline.limit_s, self.deadline,
+                               float(claim.attempt["Started"]) if claim is not None else None)
+        with lease.calling(claim):
+            task_id = self._send_task(self.params)
+        self._record(task_id, self.params["ReceiverId"], owned=False)
+        lease.release()
+        return {"TaskId": task_id, "TaskIds": [task_id]}
 
     def _send_task(self, params: dict) -> int:
         reply = self.ses.call("BatchSendEmail", params, self.deadline)
@@ -141,16 +193,28 @@ class BatchRun:
             log.error("a batch task could not be recorded", TaskId=task_id)
 
     def _build_list(self, chunk: list[dict], claim: idempotency.Claim | None, index: int) -> int:
-        """A ready recipient list holding exactly `chunk`; rebuilt once if an upload's outcome is unknown."""
+        """A ready recipient list holding exactly `chunk`; rebuilt once if an upload's outcome is
+        unknown. Every list is recorded (sesmail_lists) before it is created, and deleted at once
+        when this run gives up on it before its task is asked for; what this run cannot delete
+        (no time left, a crash, a lost reply) the cleanup job deletes."""
+        store = open_store(self.settings.database_url)
         for attempt in (1, 2):
             name = f"sesmail-{uuid.uuid4().hex[:20]}"
-            receiver_id = self.ses.call("CreateReceiver", {"ReceiversName": name, "Desc": "created by sesmail"},
-                                        self.deadline).get("ReceiverId")
+            store.list_started(name, self.client, time.time(), *((claim.scope, claim.key) if claim else (None, None)))
+            try:
+                receiver_id = self.ses.call("CreateReceiver", {"ReceiversName": name, "Desc": "created by sesmail"},
+                                            self.deadline).get("ReceiverId")
+            except OutcomeUnknown:
+                raise  # the list may exist: the cleanup job looks for it by its name
+            except SesmailError:
+                _forget_list(store, name=name)  # refused: no list was made
+                raise
             if not isinstance(receiver_id, int):
                 raise OutcomeUnknown("SES CreateReceiver answered without a ReceiverId")
-            if claim is not None:
-                claim.progress(Building={"List": index, "ReceiverId": receiver_id})
             try:
+                store.list_created(name, receiver_id)
+                if claim is not None:
+                    claim.progress(Building={"List": index, "ReceiverId": receiver_id})
                 for number, part in enumerate(_uploads(chunk)):
                     if number:
                         # SES refuses changes to a list it is still processing
@@ -159,20 +223,41 @@ class BatchRun:
                     self.ses.call("CreateReceiverDetailWithData", {"ReceiverId": receiver_id, "Datas": part},
                                   self.deadline)
             except OutcomeUnknown:
-                self._delete_list(receiver_id)
+                self._abandon_list(receiver_id, claim)
                 if attempt == 2:
                     raise
                 continue
-            self._wait_ready(receiver_id, name, len(chunk))
+            except Exception:
+                self._abandon_list(receiver_id, claim)  # refused, out of time, store down: no task uses it
+                raise
+            try:
+                self._wait_ready(receiver_id, name, len(chunk))
+            except Exception:
+                self._abandon_list(receiver_id, claim)  # not ready in time: given up before its task
+                raise
             return receiver_id
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _abandon_list(self, receiver_id: int, claim: idempotency.Claim | None) -> None:
+        """A list given up on before BatchSendEmail was asked for it: deleted, and no longer the
+        list a doubt about this run would look at."""
+        self._delete_list(receiver_id)
+        if claim is not None and (claim.attempt.get("Building") or {}).get("ReceiverId") == receiver_id:
+            try:
+                claim.progress(Building=None)
+            except StoreUnavailable:
+                pass  # a doubt finds no task on it and deletes it once settled
+
     def _delete_list(self, receiver_id: int) -> None:
+        """Delete a list no task uses; if SES cannot be asked now, the cleanup job does it later."""
         try:
             self.ses.call("DeleteReceiver", {"ReceiverId": receiver_id}, self.deadline)
         except SesmailError as exc:
-            log.warning("an unused recipient list could not be deleted; cleanup retries", ReceiverId=receiver_id,
-                        Code=exc.code)
+            if not list_missing(exc):
+                log.warning("an unused recipient list could not be deleted; cleanup retries", ReceiverId=receiver_id,
+                            Code=exc.code)
+                return
+        _forget_list(open_store(self.settings.database_url), receiver_id=receiver_id)
 
     def _wait_ready(self, receiver_id: int, name: str, expected: int) -> None:
         """SES processes uploads asynchronously: poll ListReceivers with backoff, inside the deadline."""
@@ -183,10 +268,8 @@ class BatchRun:
                 if data.get("ReceiverId") == receiver_id and data.get("ReceiversStatus") == LIST_READY:
                     return
             if self.deadline.remaining() - pause < 5:
-                from .errors import Unavailable
-
                 raise Unavailable("the recipient list was not ready within the function's time limit",
-                                  code="ResourceUnavailable.ReceiverNotReady")
+                                  code="ResourceUnavailable.ReceiverNotReady", retry_after=1)
             time.sleep(pause)
             pause = min(POLL_MAX_S, pause * 2)
 
@@ -197,6 +280,8 @@ class BatchRun:
         started, ended = float(attempt["Started"]), float(attempt["Ended"])
         store = open_store(self.settings.database_url)
         self.done = {int(k): int(v) for k, v in (attempt.get("Tasks") or {}).items()}
+        if isinstance(attempt.get("RateLimited"), list):  # the dead run's count stands
+            self.rate_limited = [int(index) for index in attempt["RateLimited"]]
         receiver_ids = [attempt["ReceiverId"]] if attempt.get("ReceiverId") else []
         building = attempt.get("Building") or {}
         if building.get("ReceiverId") and int(building.get("List", -1)) not in self.done:
@@ -220,7 +305,7 @@ class BatchRun:
 
     def _find_task(self, receiver_id: int, subject: str, started: float, ended: float, store: Any) -> int | None:
         offset = 0
-        low, high = started - 2, ended + 2
+        low, high = int(started) - leases.CLOCK_SKEW_S, int(ended) + 1 + leases.CLOCK_SKEW_S
         while True:
             reply = self.ses.call("ListSendTasks", {"Offset": offset, "Limit": TASK_PAGE, "ReceiverId": receiver_id},
                                   self.deadline)
@@ -235,6 +320,18 @@ class BatchRun:
             offset += TASK_PAGE
 
 
+def list_missing(exc: SesmailError) -> bool:
+    """SES's answer that a recipient list does not exist (deleted already, or never made)."""
+    return exc.code.endswith("ReceiverNotExist") or exc.code == "ResourceNotFound"
+
+
+def _forget_list(store: Any, *, name: str | None = None, receiver_id: int | None = None) -> None:
+    try:
+        store.list_gone(name=name, receiver_id=receiver_id)
+    except StoreUnavailable:
+        log.warning("a deleted recipient list could not be marked so; cleanup finds it gone", ReceiverId=receiver_id)
+
+
 def _created_at(value: Any) -> float | None:
     """ListSendTasks' CreateTime, `YYYY-MM-DD HH:MM:SS` in Beijing time, as a Unix time."""
     if not isinstance(value, str):
@@ -245,40 +342,100 @@ def _created_at(value: Any) -> float | None:
         return None
 
 
-def _drop_suppressed(settings: Any, recipients: list[dict]) -> tuple[list[dict], list[str]]:
+def _drop_suppressed(settings: Any, recipients: list[dict]) -> tuple[list[dict], list[str], list[int]]:
     """Inline recipients on the suppression list are left out (a batch is marketing mail, so
-    unsubscribes count too) and named by field in the answer, never by address."""
-    found = open_store(settings.database_url).suppressions_for([r["Email"].lower() for r in recipients],
-                                                               marketing=True)
-    if not found:
-        return recipients, []
-    kept, skipped = [], []
+    unsubscribes count too) and named by field in the answer, never by address (nor why).
+    Returns the kept recipients, the names of those left out, and the kept ones' indexes."""
+    from .sending import suppressed
+
+    found = suppressed(settings, open_store(settings.database_url), [r["Email"] for r in recipients], marketing=True)
+    kept, skipped, positions = [], [], []
     for index, recipient in enumerate(recipients):
         if recipient["Email"].lower() in found:
             skipped.append(f"Recipients[{index}]")
         else:
             kept.append(recipient)
-    return kept, skipped
+            positions.append(index)
+    return kept, skipped, positions
+
+
+def _list_addresses(settings: Any, deadline: Any, receiver_id: int) -> list[str] | None:
+    """The addresses of a recipient list, read back from SES (ListReceiverDetails, 100 a page),
+    or None when it holds more than LIST_COUNT_MAX (too many calls to count them)."""
+    from .ses import client_for
+
+    ses = client_for(settings)
+    addresses: list[str] = []
+    offset = 0
+    while offset <= LIST_COUNT_MAX:
+        reply = ses.call("ListReceiverDetails", {"ReceiverId": receiver_id, "Offset": offset, "Limit": LIST_PAGE},
+                         deadline)
+        total = reply.get("TotalCount")
+        if isinstance(total, int) and total > LIST_COUNT_MAX:
+            return None
+        rows = [row for row in reply.get("Data") or [] if isinstance(row, dict)]
+        addresses.extend(row["Email"] for row in rows if isinstance(row.get("Email"), str))
+        if len(rows) < LIST_PAGE:
+            return addresses
+        offset += LIST_PAGE
+    return None
+
+
+def _count_list(settings: Any, deadline: Any, client: str, receiver_id: int) -> None:
+    """MailsPerRecipientPerHour on a batch to a list: its addresses are read back and counted; a
+    list cannot leave anyone out, so one recipient over the limit refuses the batch (429)."""
+    from .errors import RecipientRateLimited, TooManyRecipients
+
+    addresses = _list_addresses(settings, deadline, receiver_id)
+    if addresses is None:
+        raise TooManyRecipients(f"this client's MailsPerRecipientPerHour cannot be counted on a list of more than"
+                                f" {LIST_COUNT_MAX} recipients", field="ReceiverId")
+    over = policy.count_batch(settings, client, addresses)
+    if over:
+        raise RecipientRateLimited(f"{len(over)} recipient(s) of the list have had this client's"
+                                   " MailsPerRecipientPerHour this hour", field="ReceiverId",
+                                   retry_after=max(over.values()))
+
+
+def _list_size(settings: Any, deadline: Any, receiver_id: int) -> int | None:
+    """How many addresses a recipient list holds, as SES reports it (ListReceiverDetails' counts;
+    ListReceivers cannot be asked for one list), or None when SES's answer carries no count."""
+    from .ses import client_for
+
+    reply = client_for(settings).call("ListReceiverDetails", {"ReceiverId": receiver_id, "Offset": 0, "Limit": 1},
+                                      deadline)
+    counts: list[int] = [count for count in (reply.get("TotalCount"), reply.get("ValidCount"))
+                         if isinstance(count, int) and not isinstance(count, bool)]
+    return max(counts) if counts else None
 
 
 def run_batch(settings: Any, deadline: Any, client: str, payload: Any, scope: str, key: str | None) -> dict:
     """Validate and send one batch payload (HTTP or timer); `key` makes it idempotent in `scope`."""
     params = rules.validate_batch_send_email(payload, settings.default_sender, settings.templates)
-    if not scope.startswith("timer:"):
-        # A batch mails many at once: MaxRecipients counts inline recipients; the per-recipient
-        # hourly count is SendEmail's (a ReceiverId list at SES is the caller's and not read back).
-        policy.check_send(settings, client, params,
-                          [("Recipients", [r["Email"] for r in params.get("Recipients") or ()])], per_recipient=False)
+    trusted = scope.startswith("timer:")  # a timer's payload is the operator's own
+    if not trusted:
+        # The client's policy, before anything is stored: template, sender, reply-to, the list
+        # (its own, or one its policy names) and MaxRecipients (inline recipients or the list's size).
+        policy.check_batch(settings, client, params,
+                           lambda receiver_id: open_store(settings.database_url).owns_list(receiver_id, client),
+                           lambda receiver_id: _list_size(settings, deadline, receiver_id))
     recipients = params.pop("Recipients", None)
     skipped: list[str] = []
+    positions: list[int] | None = None
     if recipients is not None:
-        recipients, skipped = _drop_suppressed(settings, recipients)
+        recipients, skipped, positions = _drop_suppressed(settings, recipients)
         if not recipients:
             from .errors import Forbidden
 
             raise Forbidden("every recipient is on the suppression list", field="Recipients",
                             code="FailedOperation.EmailAddrInBlacklist")
-    batch = BatchRun(settings, deadline, client, params, recipients)
+    batch = BatchRun(settings, deadline, client, params, recipients, f"{scope}/{key}" if key is not None else None)
+    batch.positions = positions
+    if not trusted and policy.limits_recipients(settings, client):
+        if recipients is not None:
+            batch.rate_check = lambda emails: policy.count_batch(settings, client, emails)
+        else:
+            batch.list_rate_check = lambda: _count_list(settings, deadline, client, params["ReceiverId"])
     if key is None:
         body = batch()
     else:
@@ -286,7 +443,7 @@ def run_batch(settings: Any, deadline: Any, client: str, payload: Any, scope: st
                                      batch.attempt(), deadline.limit_s, settings.idempotency_ttl, batch,
                                      batch.resolve)
     log.note(TaskIds=body["TaskIds"], Recipients=len(recipients) if recipients is not None else None,
-             Suppressed=len(skipped))
+             Suppressed=len(skipped), RateLimited=len(body.get("RateLimited") or ()))
     return dict(body, Suppressed=skipped) if skipped else body
 
 
@@ -304,15 +461,24 @@ def task_status(call: Call) -> Response:
 
     task_id = rules.Int("TaskId", 1, rules.INT64_MAX, "InvalidParameterValue").compile()(call.params["TaskId"],
                                                                                          "TaskId")
+    if not policy.sees_everything(call.settings, call.client) and (
+            open_store(call.settings.database_url).task_client(task_id) != call.client):
+        # A key with a policy sees only its own client's tasks (one without, or with `admin`, all);
+        # a task we have no record of is nobody's: SES is not asked.
+        raise NotFound("no such task", field="TaskId")
     ses = client_for(call.settings)
     offset = 0
-    while call.deadline.remaining() > 3:
+    while True:
+        if call.deadline.remaining() <= TASK_PAGE_RESERVE_S:
+            # Pages are left unread: "no such task" would be a guess. A new request gets a new time limit.
+            raise Unavailable("the task list could not be read to its end within the function's time limit",
+                              field="TaskId", code="ResourceUnavailable.Timeout", retry_after=1)
         reply = ses.call("ListSendTasks", {"Offset": offset, "Limit": TASK_PAGE}, call.deadline)
         tasks = [task for task in reply.get("Data") or [] if isinstance(task, dict)]
         for task in tasks:
             if task.get("TaskId") == task_id:
                 return Response(200, {"Task": task})
         if len(tasks) < TASK_PAGE:
-            break
+            break  # the last page: the whole list was read
         offset += TASK_PAGE
     raise NotFound("no such task", field="TaskId")

@@ -2,20 +2,30 @@
 
 Read once per warm container (SPEC 3.1). SCF reserves the prefixes `SCF_`, `QCLOUD_` and
 `TENCENTCLOUD_`, so every setting of ours starts with `SESMAIL_`. The JSON file (`SESMAIL_CONFIG`,
-default `sesmail.json` beside the function) holds no secret; a missing file means defaults.
+default `sesmail.json` beside the function) holds no secret; a missing file means defaults. The
+file is checked whole when it is read (`FILE_SCHEMA`): an unknown field, a wrong type, a scope,
+digest or template name that does not exist is a `ConfigError` naming the file, the path
+(`Clients.web.Scopes[1]`) and the rule.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from typing import Any, Callable
 
-__all__ = ["DEFAULT_CLIENT", "Settings", "load", "reset"]
+from .errors import ConfigError
 
-# Keys given without a client name share this scope (SPEC 3.3: "keys with no policy share one").
+__all__ = ["DEFAULT_CLIENT", "DIGEST_CLIENT", "FILE_SCHEMA", "SCOPES", "ConfigError", "Settings", "check_file", "load",
+           "reset"]
+
+# Keys given without a client name share this scope: keys with no policy share one.
 DEFAULT_CLIENT = "default"
+# The owner of what digests send, in the sent log and the task log: not a name a key's client can
+# have (those are letters, digits, "-" and "_"), so no client ever sees digest mail as its own.
+DIGEST_CLIENT = ":digest"
 
 
 def _number(env: dict, name: str, default: Any, low: Any, high: Any, kind: Callable[[str], Any] = int) -> Any:
@@ -24,9 +34,9 @@ def _number(env: dict, name: str, default: Any, low: Any, high: Any, kind: Calla
     try:
         value = kind(raw) if raw.strip() else default
     except ValueError as exc:
-        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}") from exc
+        raise ConfigError("environment", name, f"must be {'an integer' if kind is int else 'a number'}") from exc
     if not low <= value <= high:
-        raise ValueError(f"{name} must be between {low} and {high}")
+        raise ConfigError("environment", name, f"must be between {low} and {high}")
     return value
 
 
@@ -61,12 +71,13 @@ def _api_keys(raw: str | None) -> dict[str, str]:
 class Settings:
     """Everything a function reads from its environment, parsed once."""
 
-    def __init__(self, env: dict, function_dir: str | None = None) -> None:
+    def __init__(self, env: dict, function_dir: str | None = None, read_file: bool = True) -> None:
+        """`read_file=False`: the environment only (`make sync`, which completes the file)."""
         self.region = env.get("SESMAIL_REGION") or "ap-guangzhou"
         self.ses_endpoint = env.get("SESMAIL_SES_ENDPOINT") or "ses.tencentcloudapi.com"
         self.ses_protocol = (env.get("SESMAIL_SES_PROTOCOL") or "https").lower()
         if self.ses_protocol not in ("https", "http"):
-            raise ValueError("SESMAIL_SES_PROTOCOL must be https or http")
+            raise ConfigError("environment", "SESMAIL_SES_PROTOCOL", "must be https or http")
         self.api_keys = _api_keys(env.get("SESMAIL_API_KEYS"))
         self.webhook_secrets = _split(env.get("SESMAIL_WEBHOOK_SECRETS"))
         # The account's AppId: callbacks carrying another `username` are refused.
@@ -74,6 +85,10 @@ class Settings:
         # Stored delivery events are personal data: kept this long after they were stored.
         self.event_ttl = _int(env, "SESMAIL_EVENT_TTL", 30 * 86400, 3600, 3650 * 86400)
         self.default_sender = env.get("SESMAIL_DEFAULT_SENDER") or None
+        # The key of the hash under which erased addresses keep their suppressions (and recipient
+        # leases are stored): without it the hash is unkeyed, and a table of them can be reversed
+        # with a dictionary of addresses.
+        self.erasure_key = env.get("SESMAIL_ERASURE_KEY") or None
         self.database_url = env.get("SESMAIL_DATABASE_URL") or (
             "sqlite:///" + os.path.join(tempfile.gettempdir(), "sesmail.sqlite3"))
         self.redis_url = env.get("SESMAIL_REDIS_URL") or None
@@ -104,12 +119,13 @@ class Settings:
         # address with UpdateEmailSmtpPassWord and arrives here as a secret variable.
         self.transport = (env.get("SESMAIL_TRANSPORT") or "api").strip().lower()
         if self.transport not in ("api", "smtp"):
-            raise ValueError("SESMAIL_TRANSPORT must be api or smtp")
+            raise ConfigError("environment", "SESMAIL_TRANSPORT", "must be api or smtp")
         self.smtp_host = env.get("SESMAIL_SMTP_HOST") or "smtp.qcloudmail.com"
         self.smtp_port = _int(env, "SESMAIL_SMTP_PORT", 465, 1, 65535)
         self.smtp_tls = (env.get("SESMAIL_SMTP_TLS") or "ssl").strip().lower()
         if self.smtp_tls not in ("ssl", "starttls", "none"):
-            raise ValueError("SESMAIL_SMTP_TLS must be ssl (TLS from the first byte), starttls or none")
+            raise ConfigError("environment", "SESMAIL_SMTP_TLS",
+                              "must be ssl (TLS from the first byte), starttls or none")
         self.smtp_user = env.get("SESMAIL_SMTP_USER") or None  # default: the mail's sender address
         self.smtp_password = env.get("SESMAIL_SMTP_PASSWORD") or None
         # SMTP has no TemplateID: templates are rendered from these files (shipped with the function).
@@ -118,22 +134,14 @@ class Settings:
 
         path = env.get("SESMAIL_CONFIG") or os.path.join(function_dir or os.getcwd(), "sesmail.json")
         self.config_path = path
-        self.file = self._read_file(path)
-        templates = self.file.get("Templates") or {}
-        if not isinstance(templates, dict):
-            raise ValueError(f"{path}: Templates must be an object of name -> TemplateID")
-        self.templates: dict[str, int] = {str(k): int(v) for k, v in templates.items()}
+        self.file = self._read_file(path) if read_file else {}
+        check_file(path, self.file)
+        self.templates: dict[str, int] = {str(k): int(v) for k, v in (self.file.get("Templates") or {}).items()}
         # Each template's variables by TemplateID (written by `make sync`): `send` refuses TemplateData
         # that lacks one before calling SES.
         variables = self.file.get("TemplateVariables") or {}
-        if not isinstance(variables, dict) or not all(
-                isinstance(names, list) and all(isinstance(n, str) for n in names) for names in variables.values()):
-            raise ValueError(f"{path}: TemplateVariables must be an object of TemplateID -> [variable names]")
         self.template_variables: dict[str, list[str]] = {str(k): list(v) for k, v in variables.items()}
-        hook = self.file.get("EventHook")
-        if hook is not None and (not isinstance(hook, str) or ":" not in hook):
-            raise ValueError(f"{path}: EventHook must be \"module:function\"")
-        self.event_hook: str | None = hook
+        self.event_hook: str | None = self.file.get("EventHook")
 
     @staticmethod
     def _read_file(path: str) -> dict:
@@ -142,9 +150,190 @@ class Settings:
                 data = json.load(handle)
         except FileNotFoundError:
             return {}
+        except ValueError as exc:  # not JSON (UnicodeDecodeError is a ValueError too)
+            raise ConfigError(path, "", "is not a JSON document") from exc
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: the config file must hold a JSON object")
+            raise ConfigError(path, "", "must hold a JSON object")
         return data
+
+
+# -- the config file's schema --------------------------------------------------------------------
+# Each check is `check(value, path, context)` and raises ConfigError; the context holds the file's
+# name and what other fields refer to (template and digest names). A new top-level field is one
+# more entry in FILE_SCHEMA; a new policy field one more entry in CLIENT_POLICY.
+
+SCOPES = ("send", "batch", "digest", "stats", "admin")
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what SESMAIL_API_KEYS accepts before `=`
+_DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+_ADDRESS_OR_DOMAIN = re.compile(r"(?:[^@\s<>\"]+)?@" + _DOMAIN)
+_ORIGIN = re.compile(r"https?://[^/\s?#]+")
+_HEADER_NAME = re.compile(r"[!-9;-~]{1,64}")  # RFC 5322 field name: printable ASCII but ":"
+_Check = Callable[[Any, str, dict], None]
+
+
+def _join(path: str, name: str) -> str:
+    # A name in the file that looks like an address is masked: logs never carry one in full.
+    if "@" in name:
+        local, _, domain = name.partition("@")
+        name = f"{local[:1]}***@{domain}"
+    return f"{path}.{name}" if path else name
+
+
+def _fail(context: dict, path: str, rule: str) -> ConfigError:
+    return ConfigError(context["source"], path, rule)
+
+
+def _string(rule: str = "must be a non-empty string", pattern: re.Pattern | None = None,
+            choices: tuple[str, ...] | None = None) -> _Check:
+    def check(value: Any, path: str, context: dict) -> None:
+        if not isinstance(value, str) or not value or (pattern is not None and not pattern.fullmatch(value)) or (
+                choices is not None and value not in choices):
+            raise _fail(context, path, rule)
+    return check
+
+
+def _text(value: Any, path: str, context: dict) -> None:
+    if not isinstance(value, str):
+        raise _fail(context, path, "must be a string")
+
+
+def _integer(low: int, high: int, digits_too: bool = False) -> _Check:
+    def check(value: Any, path: str, context: dict) -> None:
+        if digits_too and isinstance(value, str) and value.isdigit() and value.isascii():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _fail(context, path, f"must be an integer from {low} to {high}")
+    return check
+
+
+def _list(item: _Check, what: str) -> _Check:
+    def check(value: Any, path: str, context: dict) -> None:
+        if not isinstance(value, list):
+            raise _fail(context, path, f"must be a list of {what}")
+        for index, entry in enumerate(value):
+            item(entry, f"{path}[{index}]", context)
+    return check
+
+
+def _map(item: _Check, what: str, names: re.Pattern | None = None, names_rule: str = "") -> _Check:
+    """A JSON object of name -> item, any names (or names matching `names`)."""
+    def check(value: Any, path: str, context: dict) -> None:
+        if not isinstance(value, dict):
+            raise _fail(context, path, f"must be an object of {what}")
+        for name, entry in value.items():
+            if names is not None and not names.fullmatch(name):
+                raise _fail(context, _join(path, name), names_rule)
+            item(entry, _join(path, name), context)
+    return check
+
+
+def _object(fields: dict[str, _Check], what: str, required: dict[str, str] | None = None,
+            extra: _Check | None = None) -> _Check:
+    """A JSON object with known fields only; `required` maps a field to the rule that makes it so."""
+    def check(value: Any, path: str, context: dict) -> None:
+        if not isinstance(value, dict):
+            raise _fail(context, path, f"must be an object ({what})")
+        for name, entry in value.items():
+            field = fields.get(name)
+            if field is None:
+                raise _fail(context, _join(path, name), f"is not a field of {what}; known: {', '.join(fields)}")
+            field(entry, _join(path, name), context)
+        for name, rule in (required or {}).items():
+            if name not in value:
+                raise _fail(context, _join(path, name), rule)
+        if extra is not None:
+            extra(value, path, context)
+    return check
+
+
+def _template_name(value: Any, path: str, context: dict) -> None:
+    _string()(value, path, context)
+    if context["templates"] is not None and value not in context["templates"]:
+        raise _fail(context, path, "names no template in Templates (`make sync` writes them)")
+
+
+def _template_ref(value: Any, path: str, context: dict) -> None:
+    """A template in a client's `Templates`: a name from `Templates`, or a TemplateID."""
+    if isinstance(value, str):
+        _template_name(value, path, context)
+    else:
+        _integer(1, 2**63 - 1)(value, path, context)
+
+
+def _digest_name(value: Any, path: str, context: dict) -> None:
+    _string()(value, path, context)
+    if value not in context["digests"]:
+        raise _fail(context, path, "names no digest declared under Digests")
+
+
+def _one_template(value: dict, path: str, context: dict) -> None:
+    if ("TemplateID" in value) == ("TemplateName" in value):
+        raise _fail(context, _join(path, "TemplateName"), "or TemplateID is required, and not both")
+
+
+def _reply_to(value: Any, path: str, context: dict) -> None:
+    if value != "*":
+        _list(_string("must be an address or @domain (\"ReplyTo\": \"*\" allows any)", _ADDRESS_OR_DOMAIN),
+              "addresses or @domains, or \"*\"")(value, path, context)
+
+
+_SENDERS = _list(_string("must be an address or @domain", _ADDRESS_OR_DOMAIN), "addresses or @domains")
+
+# A client's policy (SPEC: keys, scopes and policies). What each field bounds is enforced in
+# sesmail.policy; here only its shape.
+CLIENT_POLICY: dict[str, _Check] = {
+    "Scopes": _list(_string("must be one of " + ", ".join(SCOPES), choices=SCOPES), "scopes"),
+    "Templates": _list(_template_ref, "template names or TemplateIDs"),
+    "Senders": _SENDERS,
+    "ReplyTo": _reply_to,
+    "Headers": _list(_string("must be a header name (printable ASCII, no colon)", _HEADER_NAME), "header names"),
+    "Digests": _list(_digest_name, "digest names"),
+    "Receivers": _list(_integer(1, 2**63 - 1), "ReceiverIds"),
+    "MaxRecipients": _integer(1, 10_000_000),
+    "RequestsPerMinute": _integer(1, 1_000_000),
+    "MailsPerRecipientPerHour": _integer(1, 1_000_000),
+    "Origins": _list(_string("must be an origin: scheme://host[:port], no path", _ORIGIN), "web origins"),
+}
+
+DIGEST: dict[str, _Check] = {
+    "FromEmailAddress": _string(),
+    "Subject": _string(),
+    "Template": _object({"TemplateName": _template_name, "TemplateID": _integer(1, 2**63 - 1)},
+                        "a digest's template", extra=_one_template),
+    "TemplateData": _map(_string("must be a JMESPath expression over the recipient's items"),
+                         "variable name -> JMESPath expression"),
+    "TriggerType": _integer(0, 1),
+    "MaxAttempts": _integer(1, 100),
+    "BatchAbove": _integer(0, 10_000_000),
+    "Workers": _integer(1, 64),
+}
+
+FILE_SCHEMA: dict[str, _Check] = {
+    "Senders": _list(_object({"EmailAddress": _string("must be an address", _ADDRESS_OR_DOMAIN),
+                              "EmailSenderName": _text},
+                             "a sender", required={"EmailAddress": "is required"}), "senders"),
+    "Templates": _map(_integer(1, 2**63 - 1, digits_too=True), "template name -> TemplateID"),
+    "TemplateVariables": _map(_list(_string(), "variable names"), "TemplateID -> [variable names]"),
+    "Digests": _map(_object(DIGEST, "a digest", required={"Template": "is required"}), "digest name -> digest",
+                    _CLIENT_NAME, "a digest's name is 1 to 64 letters, digits, - or _"),
+    "Clients": _map(_object(CLIENT_POLICY, "a client's policy", required={
+        "Scopes": "is required: a policy names the scopes its keys may use (" + ", ".join(SCOPES) + ")"}),
+        "client name -> policy", _CLIENT_NAME, "a client's name is 1 to 64 letters, digits, - or _ "
+        "(as before `=` in SESMAIL_API_KEYS)"),
+    "EventHook": _string("must be \"module:function\"", re.compile(r"[\w.]+:\w+")),
+}
+
+
+def check_file(source: str, data: dict, synced: bool = False) -> None:
+    """The whole config file against FILE_SCHEMA, or ConfigError naming `source`, path and rule.
+    Template names are checked against `Templates` once it holds any (`make sync` writes it; before
+    that SES refuses an unknown name itself), or always with `synced` (`make deploy`)."""
+    templates = data.get("Templates")
+    digests = data.get("Digests")
+    names = set(templates) if isinstance(templates, dict) else set()
+    context: dict[str, Any] = {"source": source, "templates": names if names or synced else None,
+                               "digests": set(digests) if isinstance(digests, dict) else set()}
+    _object(FILE_SCHEMA, "the config file")(data, "", context)
 
 
 _cached: dict[str | None, Settings] = {}

@@ -19,8 +19,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import envelopes, log, rules
-from .errors import InvalidInput, NotFound, OutcomeUnknown, SesmailError
+from . import config, envelopes, leases, log, rules
+from .errors import InvalidInput, NotFound, OutcomeUnknown, RecipientBusy, SesmailError
 from .http import Call, Response
 from .store import open_store
 
@@ -51,13 +51,28 @@ def _definition(settings: Any, name: str) -> dict:
     return definition
 
 
-def queue(settings: Any, items: list[dict]) -> int:
-    """Queue digest items from Python (what POST /digest/items does after validation)."""
+def _suppressed(settings: Any, store: Any, emails: list[str], marketing: bool) -> dict:
+    from .sending import suppressed  # an erased address's suppressions too
+
+    return suppressed(settings, store, emails, marketing)
+
+
+def queue(settings: Any, items: list[dict], client: str | None = None) -> int:
+    """Queue digest items from Python (what POST /digest/items does after validation). `client`
+    (an HTTP caller's) is held to its policy first: the digests it may queue into, and how many
+    distinct addresses one request may name."""
     now = time.time()
-    rows = []
+    checked_items = []
     for index, item in enumerate(items):
         where = f"[{index}]" if len(items) > 1 else ""
-        checked = _ITEM(item, where)
+        checked_items.append((where, _ITEM(item, where)))
+    if client is not None:
+        from . import policy
+
+        policy.check_digest_items(settings, client, [(f"{where}." if where else "", checked["Digest"],
+                                                       checked["Email"]) for where, checked in checked_items])
+    rows = []
+    for index, (where, checked) in enumerate(checked_items):
         _definition(settings, checked["Digest"])
         if not isinstance(checked["Item"], dict):
             raise InvalidInput(f"{where + '.' if where else ''}Item must be a JSON object", field=f"{where}Item",
@@ -79,7 +94,18 @@ def queue_items(call: Call) -> Response:
     items = payload if isinstance(payload, list) else [payload]
     if not 1 <= len(items) <= MAX_ITEMS_PER_REQUEST:
         raise InvalidInput(f"between 1 and {MAX_ITEMS_PER_REQUEST} items per request", code="InvalidParameterValue")
-    return Response(200, {"Queued": queue(call.settings, items)})
+    return Response(200, {"Queued": queue(call.settings, items, None if call.trusted else call.client)})
+
+
+def _fits_subject(subject: str, data: str) -> bool:
+    """Whether TemplateData's values filled into the subject keep it a valid header (sesmail.rules)."""
+    if rules.TEMPLATE_VARIABLE.search(subject) is None:
+        return True
+    try:
+        rules.subject_data(subject, envelopes.loads(data), "TemplateData")
+    except InvalidInput:
+        return False
+    return True
 
 
 def _template_data(definition: dict, items: list[dict]) -> str:
@@ -105,6 +131,7 @@ class _Sender:
             "Destination": ["placeholder@example.com"], "Subject": definition.get("Subject", ""),
             "Template": dict(template, TemplateData={}), "TriggerType": definition.get("TriggerType", 0),
         }, self.settings.default_sender, self.settings.templates)
+        self.sender = rules.bare_address(self.base["FromEmailAddress"])
         self.max_attempts = int(definition.get("MaxAttempts", DEFAULT_MAX_ATTEMPTS))
         from .ratelimit import limiter_for
 
@@ -130,22 +157,47 @@ class _Sender:
         if deadline.remaining() < self.reserve:
             self._count("Deferred")  # stays queued: the next run continues from here
             return
-        items = self.store.claim_digest_items(self.name, email, self.run_key, time.time())
-        if not items:
+        # The recipient's lease first (sesmail.leases): a /send to the same address from the same
+        # sender must not share this mail's window. The items' claim time starts the window that
+        # resolves a doubt, and the lease lasts the run's whole time limit from it.
+        # The suppression list is asked in the same statement (on PostgreSQL).
+        marketing = self.base.get("TriggerType", 0) != 1
+        try:
+            lease = leases.acquire(self.store, leases.keys_for(self.settings.erasure_key, "send", self.sender,
+                                                               [email]),
+                                   leases.owner_for(None), deadline.limit_s, deadline, None,
+                                   ([email], marketing, {email: rules.address_hash(self.settings.erasure_key, email)}))
+        except RecipientBusy:
+            self._count("Deferred")  # stays queued: the next run takes it
             return
-        suppressed = self.store.suppressions_for([email], marketing=self.base.get("TriggerType", 0) != 1)
-        if suppressed:
+        items = self.store.claim_digest_items(self.name, email, self.run_key, lease.window_start)
+        if not items:
+            lease.release()
+            return
+        if lease.suppressed:
+            lease.release()
             self.store.finish_digest_items(self.name, email, self.run_key, "skipped", "suppressed")
             self._count("Skipped")
             return
         params = dict(self.base, Destination=[email],
                       Template=dict(self.base["Template"], TemplateData=_template_data(self.definition, items)))
+        if not _fits_subject(params["Subject"], params["Template"]["TemplateData"]):
+            # No retry can change the items: they are marked failed, never sent to SES.
+            lease.release()
+            self.store.finish_digest_items(self.name, email, self.run_key, "failed", rules.HEADER_CODE)
+            log.warning("digest items would put a line break into the subject; not sent", Digest=self.name,
+                        Email=log.mask(email), Code=rules.HEADER_CODE)
+            self._count("Failed")
+            return
         try:
             reply = self._ses().call("SendEmail", params, deadline, self.limiter)
         except OutcomeUnknown:
-            self._count("Failed")  # stays `sending`: resolved before it is tried again
+            # Stays `sending` (resolved before it is tried again); the lease is left to expire with
+            # the window that resolution will search: the claim time plus the run's time limit.
+            self._count("Failed")
             return
         except SesmailError as exc:
+            lease.release()
             if exc.code in ("ResourceUnavailable.RateLimited", "ResourceUnavailable.Timeout"):
                 # No slot before the deadline: nothing was sent, the next run takes it.
                 self.store.release_digest_items(self.name, email, self.run_key, failed=False, max_attempts=0)
@@ -157,8 +209,8 @@ class _Sender:
             self._count("Failed")
             return
         message_id = str(reply.get("MessageId") or "")
-        now = time.time()
-        self.store.record_sent(message_id, "digest", rules.bare_address(params["FromEmailAddress"]), [email], now)
+        self.store.record_sent(message_id, config.DIGEST_CLIENT, self.sender, [email], time.time(),
+                               release=lease.release_with)
         self.store.finish_digest_items(self.name, email, self.run_key, "sent", message_id)
         self._count("Sent")
 
@@ -194,16 +246,17 @@ def _send_through_lists(call: Call, sender: _Sender, definition: dict, name: str
     marketing = sender.base.get("TriggerType", 0) != 1
     suppressed: set[str] = set()
     for start in range(0, len(emails), SUPPRESSION_CHUNK):
-        suppressed |= set(store.suppressions_for(emails[start:start + SUPPRESSION_CHUNK], marketing=marketing))
+        suppressed |= set(_suppressed(settings, store, emails[start:start + SUPPRESSION_CHUNK], marketing))
     if suppressed:
         store.finish_digest_emails(name, run_key, sorted(suppressed), "skipped", "suppressed")
     recipients, alone = [], []
+    subject = sender.base["Subject"]
     for email in emails:
         if email in suppressed:
             continue
         data = _template_data(sender.definition, grouped[email])
-        if len(data.encode("utf-8")) > rules.MAX_RECIPIENT_DATA_BYTES:
-            alone.append(email)
+        if len(data.encode("utf-8")) > rules.MAX_RECIPIENT_DATA_BYTES or not _fits_subject(subject, data):
+            alone.append(email)  # one by one; one whose values break the subject fails alone, not the lists
         else:
             recipients.append({"Email": email, "TemplateData": data})
     counts = {"Sent": 0, "Skipped": len(suppressed), "Failed": 0, "Deferred": 0, "Lists": 0}
@@ -212,7 +265,7 @@ def _send_through_lists(call: Call, sender: _Sender, definition: dict, name: str
                    "Template": {"TemplateID": sender.base["Template"]["TemplateID"]}, "TaskType": 1,
                    "Recipients": recipients}
         params = rules.validate_batch_send_email(payload, settings.default_sender, settings.templates)
-        batch = batching.BatchRun(settings, call.deadline, "digest", params, params.pop("Recipients"))
+        batch = batching.BatchRun(settings, call.deadline, config.DIGEST_CLIENT, params, params.pop("Recipients"))
         _, body, _ = idempotency.run(store, f"digest:{name}"[:64], run_key, idempotency.fingerprint(payload),
                                      batch.attempt(), call.deadline.limit_s, settings.idempotency_ttl, batch,
                                      batch.resolve)

@@ -6,18 +6,33 @@ Messages name fields and rules, never the values: addresses and template data ar
 from __future__ import annotations
 
 __all__ = [
+    "ClientRateLimited",
+    "ConfigError",
+    "DigestNotAllowed",
+    "Forbidden",
+    "HeaderNotAllowed",
     "IdempotencyConflict",
     "IdempotencyInFlight",
     "InternalFailure",
     "InvalidInput",
     "MethodNotAllowed",
     "NotFound",
+    "OriginNotAllowed",
     "OutcomeInDoubt",
     "OutcomeUnknown",
     "PayloadTooLarge",
+    "PolicyRefusal",
+    "ReceiverNotAllowed",
+    "RecipientBusy",
+    "RecipientRateLimited",
+    "ReplyToNotAllowed",
+    "ScopeNotAllowed",
+    "SenderNotAllowed",
     "SesRefused",
     "SesmailError",
     "StoreUnavailable",
+    "TemplateNotAllowed",
+    "TooManyRecipients",
     "Unauthorized",
     "Unavailable",
     "status_for_ses_code",
@@ -63,6 +78,63 @@ class Forbidden(SesmailError):
     CODE = "AuthFailure.UnauthorizedOperation"
 
 
+class PolicyRefusal(Forbidden):
+    """A route outside the key's scopes, or a field outside its client's policy (config `Clients`).
+    The message names the rule and `Field` the field, never the value that broke it."""
+
+    CODE = "UnauthorizedOperation"
+
+
+class ScopeNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.ScopeNotAllowed"
+
+
+class OriginNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.OriginNotAllowed"
+
+
+class TemplateNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.TemplateNotAllowed"
+
+
+class SenderNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.SenderNotAllowed"
+
+
+class ReplyToNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.ReplyToNotAllowed"
+
+
+class HeaderNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.HeaderNotAllowed"
+
+
+class DigestNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.DigestNotAllowed"
+
+
+class ReceiverNotAllowed(PolicyRefusal):
+    CODE = "UnauthorizedOperation.ReceiverNotAllowed"
+
+
+class TooManyRecipients(PolicyRefusal):
+    CODE = "UnauthorizedOperation.TooManyRecipients"
+
+
+class ClientRateLimited(SesmailError):
+    """The client's `RequestsPerMinute`: retry after Retry-After."""
+
+    STATUS = 429
+    CODE = "RequestLimitExceeded.ClientRate"
+
+
+class RecipientRateLimited(SesmailError):
+    """The client's `MailsPerRecipientPerHour` (SES's own code for its per-recipient limit)."""
+
+    STATUS = 429
+    CODE = "FailedOperation.FrequencyLimit"
+
+
 class NotFound(SesmailError):
     STATUS = 404
     CODE = "ResourceNotFound"
@@ -99,12 +171,35 @@ class InternalFailure(SesmailError):
     CODE = "InternalError"
 
 
+class ConfigError(SesmailError, ValueError):
+    """The config file (or a `SESMAIL_*` variable) breaks a rule. `str()` names the file, the path
+    (`Clients.web.Scopes[1]`) and the rule, for the log and for `make dev` / `make deploy`; a caller
+    is told only that the service is misconfigured."""
+
+    STATUS = 500
+    CODE = "InternalError.InvalidConfiguration"
+
+    def __init__(self, source: str, path: str, rule: str) -> None:
+        super().__init__("the service's configuration is invalid; its operator must fix it (the log says where)")
+        self.source, self.path, self.rule = source, path, rule
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.path}: {self.rule}" if self.path else f"{self.source}: {self.rule}"
+
+
 class Unavailable(SesmailError):
     """SES could not be reached, or refused for a reason that provably did not send: safe to retry."""
 
     STATUS = 503
     CODE = "ResourceUnavailable"
     OUTCOME = "NotSent"
+
+
+class RecipientBusy(Unavailable):
+    """Another attempt to the same recipient from the same sender is in flight or in doubt; this
+    one was not sent, and its Idempotency-Key (if any) is free: retry after Retry-After."""
+
+    CODE = "ResourceInUse.OutcomeInDoubt"
 
 
 class StoreUnavailable(Unavailable):

@@ -1,10 +1,12 @@
-"""SES event callbacks: parsing, normalisation, identity, suppression rules (SPEC 3.5, 4).
+"""SES event callbacks: parsing, normalisation, identity, suppression rules, delivery state.
 
 Tencent's samples and field table disagree (`bulkId` vs `bulkid`), older payloads carry only
-`event, email, link, bulkId, timestamp, reason, bounceType`, and the 2020 sample sends
-`bounceType: ""` for non-bounces. So: names are read case-insensitively, only `event` and `email`
-are required, a field of the wrong type is stored as absent (the raw payload keeps it), and an
-event name we do not know is stored under its own name, never dropped.
+`event, email, link, bulkId, timestamp, reason, bounceType`, the 2020 sample sends
+`bounceType: ""` for non-bounces and the 2021 one `"email": ""`. So: names are read
+case-insensitively, only `event` is required, a field of the wrong type (or an address no mailbox
+can have) is stored as absent (the raw payload keeps it), and an event name we do not know is
+stored under its own name, never dropped. In an array each item is judged alone: SES documents no
+retry, so a refused callback is a lost event, and one bad item must not cost the others.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .errors import InvalidInput
 
 __all__ = [
     "DELIVERY_EVENTS",
+    "DELIVERY_RANK",
     "FINAL_EVENTS",
     "SUPPRESSING",
     "normalise",
@@ -26,7 +29,8 @@ __all__ = [
 ]
 
 # Optional callback fields: lower-cased name -> (our name in Events, expected JSON type).
-# Source: SES "Email Event Notification" field table (tencent-facts.md 1.1).
+# Source: SES "Email Event Notification" field table
+# (https://www.tencentcloud.com/document/product/1084/39492).
 OPTIONAL_FIELDS: dict[str, tuple[str, type]] = {
     "bulkid": ("MessageId", str),
     "timestamp": ("Timestamp", int),
@@ -54,7 +58,12 @@ _PRIVATE = ("MessageId", "Timestamp", "Username", "From", "Subject", "SentTimest
 
 # Delivery-status events, in the order a message moves through them (`processed` is older).
 DELIVERY_EVENTS = ("processed", "deferred", "delivered", "dropped", "bounce")
-# Every event name SES documents (tencent-facts.md 1.2).
+# A message's State is the furthest of these reached: callbacks arrive out of order and their
+# timestamps may disagree with their arrival, so rank decides, never order. `bounce` and `dropped`
+# are both final and rank alike (the first one reached stays); engagement events (open, click,
+# unsubscribe, spamreport) and names SES does not document never change the State.
+DELIVERY_RANK = {"processed": 1, "deferred": 2, "delivered": 3, "bounce": 4, "dropped": 4}
+# Every event name SES documents (same page).
 KNOWN_EVENTS = frozenset(("processed", "deferred", "delivered", "dropped", "bounce", "open", "click",
                           "spamreport", "unsubscribe"))
 # After one of these, SES sends no further delivery news: reconciliation skips the message.
@@ -70,28 +79,60 @@ SUPPRESSING = {
 }
 
 
-def parse_callbacks(payload: Any) -> list[dict]:
-    """One callback object, or an array of them -> lower-cased-key dicts; 400 otherwise."""
-    items = payload if isinstance(payload, list) else [payload]
-    if not items:
-        raise InvalidInput("the body is an empty array; callback objects are expected", code="MissingParameter")
-    out = []
-    for index, item in enumerate(items):
-        where = f"[{index}]" if isinstance(payload, list) else ""
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{where or 'the body'} must be a JSON object (an SES event callback)",
-                               field=where or None, code="InvalidParameter")
-        lowered = {str(key).lower(): value for key, value in item.items()}
-        for required, width in (("event", 64), ("email", 320)):
-            value = lowered.get(required)
-            field = f"{where}.{required}" if where else required
-            if not isinstance(value, str) or not value.strip():
-                raise InvalidInput(f"{field} is required (a non-empty string)", field=field, code="MissingParameter")
-            if len(value.strip()) > width or "\x00" in value:
-                raise InvalidInput(f"{field} must be at most {width} characters, without NUL", field=field,
-                                   code="InvalidParameterValue")
-        out.append(lowered)
-    return out
+_MISSING = "is required (a non-empty string)"
+_EVENT_WIDTH = 64  # the event column's width
+_EMAIL_WIDTH = 320  # the email column's width
+
+
+def _lowered(item: dict) -> dict:
+    return {str(key).lower(): value for key, value in item.items()}
+
+
+def _event_fault(value: Any) -> str | None:
+    """Why `value` cannot be an event name, or None."""
+    if not isinstance(value, str) or not value.strip():
+        return _MISSING
+    if len(value.strip()) > _EVENT_WIDTH or "\x00" in value:
+        return f"must be at most {_EVENT_WIDTH} characters, without NUL"
+    return None
+
+
+def _address(value: Any) -> str:
+    """A callback's `email` as stored: lower-cased, or "" when absent. Tencent's 2021 sample sends
+    `""`; a value no address can be (not a string, wider than the column, holding NUL) is absent
+    too, like any other wrongly typed field: the event still tells the message's story."""
+    if not isinstance(value, str):
+        return ""
+    address = value.strip().lower()  # lower() may lengthen a string: measured after it
+    return address if len(address) <= _EMAIL_WIDTH and "\x00" not in address else ""
+
+
+def parse_callbacks(payload: Any) -> tuple[list[tuple[int, dict]], list[int]]:
+    """One callback object, or an array of them -> ([(index, lower-cased-key dict)], [rejected
+    indexes]). A body holding no object at all, or a single object that is not a callback, is a
+    400; in an array, an item that is not an object or has no usable `event` is only named."""
+    if isinstance(payload, dict):
+        fields = _lowered(payload)
+        fault = _event_fault(fields.get("event"))
+        if fault:
+            raise InvalidInput(f"event {fault}", field="event",
+                               code="MissingParameter" if fault == _MISSING else "InvalidParameterValue")
+        return [(0, fields)], []
+    if not isinstance(payload, list) or not any(isinstance(item, dict) for item in payload):
+        if isinstance(payload, list) and not payload:
+            raise InvalidInput("the body is an empty array; callback objects are expected", code="MissingParameter")
+        raise InvalidInput("the body holds no JSON object (an SES event callback, or an array of them)",
+                           code="InvalidParameter")
+    accepted: list[tuple[int, dict]] = []
+    rejected: list[int] = []
+    for index, item in enumerate(payload):
+        if isinstance(item, dict):
+            fields = _lowered(item)
+            if not _event_fault(fields.get("event")):
+                accepted.append((index, fields))
+                continue
+        rejected.append(index)
+    return accepted, rejected
 
 
 def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polled: bool = False) -> dict:
@@ -109,7 +150,9 @@ def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polle
             continue  # wider than its column (or holding NUL, which PostgreSQL text refuses): absent
         details[ours] = value
     event = fields["event"].strip()
-    email = fields["email"].strip().lower()
+    # The events table keeps an absent address as "" (its column is NOT NULL on every database);
+    # readers give it back as None. An absent address still takes part in the identity.
+    email = _address(fields.get("email"))
     identity = {"Event": event, "Email": email, **details}
     event_id = hashlib.sha256(_identity(identity).encode("utf-8", "surrogatepass")).hexdigest()
     smtp_id = details.get("SmtpMessageId")
@@ -136,17 +179,22 @@ def _smtp_id(value: str | None) -> str | None:
 
 
 def suppression_for(row: dict) -> tuple[str, str] | None:
-    """(scope, reason) if this event suppresses its address."""
+    """(scope, reason) if this event suppresses its address (never without an address)."""
+    if not row["email"]:
+        return None
     event = row["event"].lower()
     bounce_type = row["details"].get("BounceType")
     return SUPPRESSING.get((event, bounce_type.lower() if bounce_type else None)) or SUPPRESSING.get((event, None))
 
 
 def state_of(events: list[dict]) -> str:
-    """A message's summary: its latest delivery-status event (engagement events such as open
-    or click do not change it), or `sent` when SES has told nothing yet."""
-    state = "sent"
+    """A message's summary: the furthest delivery state it reached (DELIVERY_RANK; of two equal
+    ranks, the earlier in its history), or `sent` when SES has told nothing yet. A late, repeated
+    or lower-ranked event never moves it back; engagement and unknown events never move it."""
+    state, reached = "sent", 0
     for entry in events:  # in time order
-        if entry["Event"].lower() in DELIVERY_EVENTS:
-            state = entry["Event"].lower()
+        name = entry["Event"].lower()
+        rank = DELIVERY_RANK.get(name, 0)
+        if rank > reached:
+            state, reached = name, rank
     return state

@@ -16,7 +16,15 @@ import uuid
 from typing import Any, Callable
 
 from . import config, envelopes, log, policy
-from .errors import Forbidden, InternalFailure, MethodNotAllowed, NotFound, SesmailError, Unauthorized
+from .errors import (
+    ConfigError,
+    InternalFailure,
+    MethodNotAllowed,
+    NotFound,
+    OriginNotAllowed,
+    SesmailError,
+    Unauthorized,
+)
 from .ses import Deadline
 
 __all__ = ["App", "Call", "Response", "Route", "error_response", "response"]
@@ -77,13 +85,19 @@ class Call:
 
 
 class Route:
-    """`GET /messages/{MessageId}` -> handler(call); `public` routes skip the API key."""
+    """`GET /messages/{MessageId}` -> handler(call). `scope` is what a key whose client has a policy
+    needs for it (`send`, `batch`, `digest`, `stats`; `admin` has every scope; a route that names
+    none needs `admin`); `public` routes skip the API key (their handler checks a token)."""
 
-    def __init__(self, method: str, pattern: str, handler: Callable[[Call], Response], public: bool = False):
+    def __init__(self, method: str, pattern: str, handler: Callable[[Call], Response], public: bool = False,
+                 scope: str | None = None):
+        if scope is not None and scope not in policy.SCOPES:
+            raise ValueError(f"Route {method} {pattern}: unknown scope; known: {', '.join(policy.SCOPES)}")
         self.method = method
         self.pattern = pattern
         self.handler = handler
         self.public = public
+        self.scope = scope or "admin"
         # "*" matches every path (the webhook takes callbacks on any path).
         self.regex = re.compile(".*" if pattern == "*" else
                                 "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/") + "/?$")
@@ -131,8 +145,7 @@ class App:
         clients = call.settings.file.get("Clients") or {}
         allowed = any(isinstance(p, dict) and origin in (p.get("Origins") or ()) for p in clients.values())
         if not allowed:
-            raise Forbidden("this web origin is not allowed", field="Origin",
-                            code="UnauthorizedOperation.OriginNotAllowed")
+            raise OriginNotAllowed("this web origin is not allowed", field="Origin")
         headers = dict(_cors_headers(origin), **{
             "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
             "Access-Control-Allow-Headers": "Authorization, X-Api-Key, Content-Type, Idempotency-Key",
@@ -182,6 +195,7 @@ class App:
                     origin = request.headers.get("origin")
                     if policy.check_origin(settings, call.client, origin) and origin:
                         cors = _cors_headers(origin)
+                    policy.check_scope(settings, call.client, route.scope)
                     policy.check_request(settings, call.client)
             elif kind == "timer" and self.timer is not None:
                 route_name = "timer"
@@ -207,6 +221,10 @@ class App:
             return response(status, body, headers)
         except SesmailError as exc:
             status, code = exc.status, exc.code
+            if isinstance(exc, ConfigError):
+                # The operator's fault, not the caller's: the log names file, path and rule; the
+                # caller learns only that the service is misconfigured.
+                log.error("invalid configuration", ConfigFile=exc.source, ConfigPath=exc.path, Rule=exc.rule)
             if route_name == "timer" and (exc.status >= 500 or exc.status == 429):
                 # Timer runs are asynchronous: raising makes SCF retry the event later, and the
                 # run key (TriggerName + Time) makes that retry safe.

@@ -1,4 +1,4 @@
-"""Lost callbacks: poll SES for recent messages that never got a final event (SPEC 3.5).
+"""Lost callbacks: poll SES for recent messages that never got a final event.
 
 SES documents no retry for its callbacks, so one lost POST would leave a message "sent" for ever.
 A timer job (`{"Job": "reconcile"}` on the batch function) asks GetSendEmailStatus about the
@@ -18,7 +18,7 @@ from .store import open_store
 __all__ = ["run"]
 
 PAGE = 100
-# GetSendEmailStatus.DeliverStatus -> the callback event it stands for (tencent-facts.md 1.2).
+# GetSendEmailStatus.DeliverStatus -> the callback event it stands for (0: still in SES's hands).
 DELIVER_STATUS = {1: "delivered", 2: "dropped", 3: "bounce", 8: "deferred"}
 # Engagement flags of a status row -> callback event.
 FLAGS = (("UserOpened", "open"), ("UserClicked", "click"), ("UserUnsubscribed", "unsubscribe"),
@@ -44,7 +44,8 @@ def _polled_events(row: dict) -> list[dict]:
         if row.get(flag) is True and event not in seen:
             seen.add(event)
             found.append(dict(base, event=event))
-    return [event for event in found if event["email"]]
+    # A row without an address still tells the message's state: stored with the address absent.
+    return found
 
 
 def run(settings: Any, deadline: Any, now: float | None = None) -> dict:

@@ -32,9 +32,13 @@ __all__ = [
     "List",
     "Object",
     "Str",
+    "address_hash",
     "bare_address",
+    "check_header",
+    "header_safe",
     "json_schema",
     "rule_table",
+    "subject_data",
     "validate_batch_send_email",
     "validate_send_email",
 ]
@@ -63,7 +67,25 @@ _ADDRESS = re.compile(
 )
 # `Alias <address>`: SES wants one space before `<` and no colon in the alias.
 _NAMED = re.compile(r'([^<>:"\r\n]*[^<>:"\r\n ]) <([^<>\s]+)>')
-_BAD_FILE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_BAD_FILE_NAME = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029/\\\\:*?"<>|]')
+
+# What a mail header cannot carry, on either transport: every line boundary of str.splitlines()
+# (CR, LF, VT, FF, the separators FS/GS/RS, NEL, U+2028, U+2029), where a header line would end
+# (Python's email package, which builds the SMTP transport's mail, refuses them; SES's API does not
+# refuse them up front), and every other control character (C0 but TAB, DEL, C1), which no header
+# field may hold. One rule for both transports, in every header-bound field (HEADER_RULE), refused
+# as InvalidParameterValue.HeaderLineBreak before any call.
+HEADER_UNSAFE = "\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029"
+_HEADER_UNSAFE = re.compile(f"[{HEADER_UNSAFE}]")
+_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")  # str.splitlines()'s boundaries
+HEADER_CODE = "InvalidParameterValue.HeaderLineBreak"
+HEADER_RULE = ("no line breaks or control characters (it is a mail header)", HEADER_CODE)
+# The same set as a JSON Schema pattern (ECMA-262 escapes, which Python's re reads too).
+HEADER_PATTERN = "^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$"
+# A template variable as SES writes it ({{name}}; inner spaces tolerated). A subject's placeholders
+# are filled from TemplateData by the SMTP transport; Tencent does not document whether SES's
+# templating reaches the subject, so on the API path the same values are refused too.
+TEMPLATE_VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 
 
 def bare_address(address: str) -> str:
@@ -71,8 +93,34 @@ def bare_address(address: str) -> str:
     return address.rpartition("<")[2].rstrip(">").strip().lower()
 
 
+def address_hash(key: str | None, address: str) -> str:
+    """The normalised address (`bare_address`) as 64 hex digits: HMAC-SHA256 under `key` (the
+    `SESMAIL_ERASURE_KEY`), so a table of these cannot be reversed with a dictionary of addresses;
+    without a key a plain SHA-256, which can. What an erased address's suppressions are kept under."""
+    import hashlib
+
+    data = bare_address(address).encode("utf-8", "surrogatepass")
+    if key:
+        import hmac
+
+        return hmac.new(key.encode("utf-8", "surrogatepass"), data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
 def _refuse(code: str, path: str, rule: str) -> InvalidInput:
     return InvalidInput(f"{path or 'the body'} {rule}", field=path or None, code=code)
+
+
+def header_safe(value: str) -> bool:
+    """True when `value` can be written into a mail header as it is (see HEADER_UNSAFE)."""
+    return _HEADER_UNSAFE.search(value) is None
+
+
+def check_header(value: str, path: str, rule: str = "must not contain line breaks or control characters "
+                 "(it becomes a mail header)") -> None:
+    """Refuse, as InvalidParameterValue.HeaderLineBreak at `path`, a value no mail header can carry."""
+    if _HEADER_UNSAFE.search(value) is not None:
+        raise _refuse(HEADER_CODE, path, rule)
 
 
 def _join(path: str, name: str) -> str:
@@ -108,7 +156,7 @@ class Str(Spec):
         elif min_len:
             rules.append(("not empty", length_code))
         if header:
-            rules.append(("no CR or LF (it is a mail header)", "InvalidParameterValue.HeaderLineBreak"))
+            rules.append(HEADER_RULE)
         if choices:
             rules.append((f"one of \"{choices[0]}\"-\"{choices[-1]}\"", choice_code))
         self.rules = tuple(rules)
@@ -116,6 +164,7 @@ class Str(Spec):
     def compile(self) -> Check:
         low, high, length_code = self.min_len, self.max_len, self.length_code
         header, choices, choice_code, accept_int = self.header, self.choices, self.choice_code, self.accept_int
+        unsafe = _HEADER_UNSAFE.search
 
         def check(value, path):
             if accept_int and type(value) is int:
@@ -125,9 +174,8 @@ class Str(Spec):
             if not low <= len(value) <= (high if high is not None else len(value)):
                 rule = f"must be {low} to {high} characters" if high is not None else "must not be empty"
                 raise _refuse(length_code, path, rule)
-            if header and ("\r" in value or "\n" in value):
-                raise _refuse("InvalidParameterValue.HeaderLineBreak", path,
-                              "must not contain CR or LF (it becomes a mail header)")
+            if header and unsafe(value) is not None:
+                check_header(value, path)
             if choices is not None and value not in choices:
                 raise _refuse(choice_code, path, f"must be one of \"{choices[0]}\" to \"{choices[-1]}\"")
             return value
@@ -141,7 +189,7 @@ class Str(Spec):
         if self.max_len is not None:
             out["maxLength"] = self.max_len
         if self.header:
-            out["pattern"] = "^[^\\r\\n]*$"
+            out["pattern"] = HEADER_PATTERN
         if self.choices:
             out["enum"] = list(self.choices)
         return out
@@ -193,6 +241,7 @@ class Address(Spec):
         self.description, self.code, self.named = description, code, named
         form = "an address or `Alias <address>`" if named else "a well-formed address"
         self.rules = (("a string", "InvalidParameter"), ("not empty", "InvalidParameterValue.EmailAddressIsNULL"),
+                      *((HEADER_RULE,) if named else ()),  # a bare address is ASCII without controls
                       (form + ", at most 254 characters", code))
 
     def compile(self) -> Check:
@@ -205,6 +254,8 @@ class Address(Spec):
             if not value:
                 raise _refuse("InvalidParameterValue.EmailAddressIsNULL", path, "must not be empty")
             address = value
+            if named:
+                check_header(value, path)  # the alias is free text in the From or Reply-To header
             if named and value.endswith(">"):
                 match = named_match(value)
                 address = match.group(2) if match else ""
@@ -216,7 +267,10 @@ class Address(Spec):
         return check
 
     def schema(self) -> dict:
-        return {"type": "string", "maxLength": 254 if not self.named else 512, "description": self.description}
+        out = {"type": "string", "maxLength": 254 if not self.named else 512, "description": self.description}
+        if self.named:
+            out["pattern"] = HEADER_PATTERN
+        return out
 
 
 class List(Spec):
@@ -358,19 +412,29 @@ class Attachments(List):
 
 
 def _file_name(value, path):
+    """A file name goes into the Content-Disposition header: a line break is refused as in every
+    header-bound field; other control characters with SES's own code for attachment names."""
     if _BAD_FILE_NAME.search(value):
+        if _LINE_BREAK.search(value):
+            check_header(value, path)
         raise _refuse("FailedOperation.InvalidAttachName", path,
                       "must not contain control characters, path separators or any of :*?\"<>|")
 
 
 class _Checked(Str):
-    """A string spec with one extra rule function."""
+    """A string spec with extra rule rows checked by one function (`pattern`: its JSON Schema)."""
 
-    def __init__(self, description: str, extra: Callable[[str, str], None], rule: tuple[str, str],
-                 **kwargs) -> None:
+    def __init__(self, description: str, extra: Callable[[str, str], None], *rules: tuple[str, str],
+                 pattern: str | None = None, **kwargs) -> None:
         super().__init__(description, **kwargs)
-        self.extra = extra
-        self.rules = (*self.rules, rule)
+        self.extra, self.pattern = extra, pattern
+        self.rules = (*self.rules, *rules)
+
+    def schema(self) -> dict:
+        out = super().schema()
+        if self.pattern:
+            out["pattern"] = self.pattern
+        return out
 
     def compile(self) -> Check:
         base, extra = super().compile(), self.extra
@@ -385,23 +449,24 @@ class _Checked(Str):
 
 def _smtp_headers(value, path):
     """SmtpHeaders: SES takes a string of extra headers; we accept a JSON object of
-    name -> value (or that object as a string), every name and value free of CR/LF."""
+    name -> value (or that object as a string), every name and value fit for a header."""
     try:
         headers = loads(value)
     except (ValueError, RecursionError):
         headers = None
-    if not isinstance(headers, dict) or not all(
-            isinstance(v, str) and "\r" not in k and "\n" not in k and "\r" not in v and "\n" not in v
-            for k, v in headers.items()):
-        raise _refuse("InvalidParameterValue", path,
-                      "must be a JSON object of header name -> string value, without CR or LF")
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise _refuse("InvalidParameterValue", path, "must be a JSON object of header name -> string value")
+    for name, text in headers.items():
+        check_header(name, path, "must not hold line breaks or control characters in a header name")
+        check_header(text, path, "must not hold line breaks or control characters in a header value")
 
 
 class _HeadersJson(JsonObject):
     def __init__(self, description: str, code: str) -> None:
         super().__init__(description, code)
-        self.rules = (("a JSON object of header name -> string value (or a string holding one), "
-                       "no CR or LF in names or values", code),)
+        self.rules = (("a JSON object of header name -> string value (or a string holding one)", code),
+                      ("no line breaks or control characters in names or values (they are mail headers)",
+                       HEADER_CODE))
 
     def compile(self) -> Check:
         base = super().compile()
@@ -440,6 +505,26 @@ def _template_not_simple(payload: dict, path: str) -> None:
         raise _refuse("MissingParameter", "Template", "is required (SES sends templated mail only)")
 
 
+def subject_data(subject: str, data: dict, path: str) -> None:
+    """Refuse template variables whose values would put a line break or a control character into
+    the Subject header once the subject's `{{name}}` placeholders are filled (as the SMTP transport
+    fills them: a value that is not a string is written as JSON)."""
+    for name in TEMPLATE_VARIABLE.findall(subject):
+        if name in data:
+            value = data[name]
+            check_header(value if isinstance(value, str) else _compact(value), path,
+                         "fills the subject with a value holding line breaks or control characters")
+
+
+def _subject_variables(payload: dict, path: str) -> None:
+    subject, template = payload.get("Subject"), payload.get("Template")
+    if subject and template and "TemplateData" in template and TEMPLATE_VARIABLE.search(subject):
+        subject_data(subject, loads(template["TemplateData"]), _join(path, "Template.TemplateData"))
+
+
+_SUBJECT_VARIABLES = CrossCheck("Template.TemplateData", "values filled into the subject: " + HEADER_RULE[0],
+                                HEADER_CODE, _subject_variables)
+
 _RECIPIENT = Address("recipient address", "InvalidParameterValue.ReceiverEmailInvalid")
 
 TEMPLATE = Object(
@@ -459,9 +544,11 @@ ATTACHMENT = Object(
     "One attachment.",
     {
         "FileName": (_Checked("file name shown to the recipient", _file_name,
+                              ("no line breaks (it is a mail header)", HEADER_CODE),
                               ("no control characters, path separators or :*?\"<>|",
                                "FailedOperation.InvalidAttachName"),
-                              min_len=1, max_len=MAX_FILE_NAME, length_code="FailedOperation.InvalidAttachName"),
+                              min_len=1, max_len=MAX_FILE_NAME, length_code="FailedOperation.InvalidAttachName",
+                              header=False, pattern='^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029/\\\\:*?"<>|]*$'),
                      True),
         "Content": (Str("the file, base64-encoded", min_len=1, header=False,
                         length_code="InvalidParameterValue.AttachContentIsWrong"), True),
@@ -500,6 +587,7 @@ SEND_EMAIL = Object(
                    "FailedOperation.WithOutPermission", _template_not_simple),
         CrossCheck("Bcc[]", "no address also in Destination", "InvalidParameterValue.ReceiverEmailInvalid",
                    _bcc_not_in_destination),
+        _SUBJECT_VARIABLES,
     ),
 )
 
@@ -587,7 +675,8 @@ class _SizedJson(JsonObject):
         super().__init__(description)
         self.rules = (*self.rules, (f"at most {MAX_RECIPIENT_DATA_BYTES} bytes as compact JSON",
                                     "InvalidParameterValue.TemplateDataLenLimit"),
-                      ("flat values, no HTML tags", "InvalidParameterValue.InValidTemplateData"))
+                      ("flat values, no HTML tags", "InvalidParameterValue.InValidTemplateData"),
+                      ("values filled into the subject: " + HEADER_RULE[0], HEADER_CODE))
 
     def compile(self) -> Check:
         base = super().compile()
@@ -672,6 +761,7 @@ BATCH_SEND_EMAIL = Object(
                    "InvalidParameterValue.DuplicateRecipient", _receivers),
         CrossCheck("TaskType", "2 needs TimedParam, 3 needs CycleParam",
                    "MissingParameter.TimedParamNecessary / MissingParameter.CycleParamNecessary", _task_params),
+        _SUBJECT_VARIABLES,
     ),
 )
 
@@ -693,12 +783,15 @@ def validate_batch_send_email(payload: Any, default_sender: str | None = None,
             params[name]["BeginTime"] = start.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
     if "Recipients" in params:
         common = loads(params["Template"].pop("TemplateData", "{}"))
+        filled = TEMPLATE_VARIABLE.search(params["Subject"]) is not None
         for index, recipient in enumerate(params["Recipients"]):
             if common:
                 data = _compact({**common, **loads(recipient.get("TemplateData", "{}"))})
                 _recipient_data(data, f"Recipients[{index}].TemplateData")
                 recipient["TemplateData"] = data
             recipient.setdefault("TemplateData", "{}")
+            if filled:
+                subject_data(params["Subject"], loads(recipient["TemplateData"]), f"Recipients[{index}].TemplateData")
     return params
 
 

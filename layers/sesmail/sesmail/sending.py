@@ -1,5 +1,5 @@
 """The send function's routes: SendEmail with idempotency, message status, suppressions and
-erasure (SPEC 3.3, 3.5)."""
+erasure (README.md#the-send-function)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 from datetime import datetime
 from urllib.parse import unquote
 
+from . import config, idempotency, leases, log, policy, rules
 from . import events as events_module
-from . import idempotency, log, policy, rules
 from .errors import Forbidden, InvalidInput, NotFound, OutcomeUnknown, StoreUnavailable
 from .http import Call, Response
 from .store import open_store
@@ -16,8 +16,6 @@ from .store import open_store
 __all__ = ["add_suppression", "erase_address", "list_suppressions", "message_status", "remove_suppression",
            "resolve_recipient", "send_email"]
 
-# RequestTime is whole seconds on Tencent's clock; ours may differ by a little.
-CLOCK_SKEW_S = 2
 STATUS_PAGE = 100  # GetSendEmailStatus's maximum Limit
 
 
@@ -28,65 +26,77 @@ def send_email(call: Call) -> Response:
         idempotency.check_key(key)
     payload = call.payload()
     params = rules.validate_send_email(payload, settings.default_sender, settings.templates)
-    # Issue 6: TemplateData lacking a variable of its template is refused here, before SES, when
-    # `make sync` recorded the template's variables (config file `TemplateVariables`).
+    # TemplateData lacking a variable of its template is refused here, before SES, when `make sync`
+    # recorded the template's variables (config file `TemplateVariables`).
     rules.check_template_variables(params, settings.template_variables)
-    # --- SMTP transport hook (issue 6: SESMAIL_TRANSPORT=smtp, see sesmail.smtp) ---
+    if not call.trusted:
+        policy.check_send(settings, call.client, params)  # the client's policy, before anything is stored
+    # SESMAIL_TRANSPORT=smtp: the same request through SES's SMTP service (sesmail.smtp).
     mail = None
     if settings.transport == "smtp":
         from . import smtp
 
         mail = smtp.prepare(settings, params)  # refuses what SMTP cannot carry; renders the template
-    # --- end of the hook ---
     from .ses import client_for
 
     ses = client_for(settings)
+    store = open_store(settings.database_url)
     recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
+    sender = rules.bare_address(params["FromEmailAddress"])
+    destination = [rules.bare_address(address) for address in params["Destination"]]
+    ref = _ref(call.client, key) if key is not None else None
+    lease_keys = leases.keys_for(settings.erasure_key, "send", sender, destination)
+    owner = leases.owner_for(ref)
+    held: list[leases.Lease] = []
 
     def operation(claim: idempotency.Claim | None = None) -> dict:
         # Inside the operation, after an Idempotency-Key's replay check: a replay answers as the
         # first request did, and is not counted again by a client's rate policy.
         if not call.trusted:
-            policy.check_send(settings, call.client, params,
+            policy.count_send(settings, call.client,
                               [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
-        check_suppressions(settings, params)
-        if mail is not None:  # SMTP hook: no SES MessageId; the Message-ID header stands for it
-            mail.send(settings, call.deadline)
-            # Logged without its domain part: a Message-ID reads like an address (SPEC 5: none in logs).
-            log.note(SmtpMessageId=mail.message_id.partition("@")[0], Transport="smtp",
-                     To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
-            return {"MessageId": mail.message_id}
-        reply = ses.call("SendEmail", params, call.deadline)
-        message_id = reply.get("MessageId")
-        if not isinstance(message_id, str) or not message_id:
-            # The SDK's Content-Type trap: an error reply it did not read looks like a success.
-            raise OutcomeUnknown("SES SendEmail answered without a MessageId; the outcome is unknown")
+        # The suppression list and the recipients' leases, asked together (one statement on PostgreSQL).
+        bare = sorted({rules.bare_address(address) for address in recipients})
+        lease = leases.acquire(store, lease_keys, owner, call.deadline.limit_s, call.deadline,
+                               float(claim.attempt["Started"]) if claim is not None else None,
+                               (bare, params.get("TriggerType", 0) != 1, _hashes(settings, bare)))
+        if lease.suppressed:
+            lease.release()
+            refuse_suppressed(params, lease.suppressed)
+        held.append(lease)
+        with lease.calling(claim):
+            if mail is not None:  # no SES MessageId over SMTP: the Message-ID header stands for it
+                mail.send(settings, call.deadline)
+                # Logged without its domain part: a Message-ID reads like an address.
+                log.note(SmtpMessageId=mail.message_id.partition("@")[0], Transport="smtp",
+                         To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
+                return {"MessageId": mail.message_id}
+            reply = ses.call("SendEmail", params, call.deadline)
+            message_id = reply.get("MessageId")
+            if not isinstance(message_id, str) or not message_id:
+                # The SDK's Content-Type trap: an error reply it did not read looks like a success.
+                raise OutcomeUnknown("SES SendEmail answered without a MessageId; the outcome is unknown")
         log.note(MessageId=message_id, SesRequestId=reply.get("RequestId"),
                  To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
         return {"MessageId": message_id}
 
-    ref = _ref(call.client, key) if key is not None else None
-
     def record(body: dict) -> None:
-        now = time.time()
-        open_store(settings.database_url).record_sent(
-            body["MessageId"], call.client, rules.bare_address(params["FromEmailAddress"]),
-            [rules.bare_address(address) for address in recipients], now, ref)
+        # The answer recorded and the leases given back in one statement (on PostgreSQL).
+        store.record_sent(body["MessageId"], call.client, sender, [rules.bare_address(a) for a in recipients],
+                          time.time(), ref, release=held[-1].release_with if held else None)
 
     if key is None:
         body = operation()
         try:
             record(body)
         except StoreUnavailable:
-            # SES accepted the mail: the caller gets its MessageId regardless (SPEC 3.2).
+            # SES accepted the mail: the caller gets its MessageId regardless.
             log.error("a sent message could not be recorded", MessageId=body["MessageId"])
         return Response(200, body)
 
-    store = open_store(settings.database_url)
-    attempt = {"Action": "SendEmail", "Sender": rules.bare_address(params["FromEmailAddress"]),
-               "Destination": [rules.bare_address(address) for address in params["Destination"]]}
+    attempt = {"Action": "SendEmail", "Sender": sender, "Destination": destination}
     if mail is not None:
-        attempt["SmtpMessageId"] = mail.message_id  # SMTP hook: what a resolved doubt answers
+        attempt["SmtpMessageId"] = mail.message_id  # what a resolved doubt answers
     status, body, replayed = idempotency.run(
         store, call.client, key, idempotency.fingerprint(payload), attempt,
         call.deadline.limit_s, settings.idempotency_ttl, operation,
@@ -98,24 +108,30 @@ _SUPPRESSED_CODES = {"all": "FailedOperation.EmailAddrInBlacklist",
                      "marketing": "FailedOperation.ReceiverHasUnsubscribed"}
 
 
-def check_suppressions(settings, params: dict) -> None:
+def refuse_suppressed(params: dict, found: dict[str, dict]) -> None:
     """Refuse before SES when a recipient (To, Cc or Bcc) is suppressed: hard bounces and spam
-    reports for every mail, unsubscribes for marketing mail (TriggerType 0, SES's default).
-    One query; the refusal names the field, never the address. A store that cannot answer
-    refuses the send (503): mailing an address that unsubscribed is worse than a retry."""
-    fields = [(name, params.get(name) or ()) for name in ("Destination", "Cc", "Bcc")]
-    found = open_store(settings.database_url).suppressions_for(
-        [rules.bare_address(address) for _, addresses in fields for address in addresses],
-        marketing=params.get("TriggerType", 0) != 1)
-    if not found:
-        return
-    for name, addresses in fields:
-        for index, address in enumerate(addresses):
+    reports for every mail, unsubscribes for marketing mail (TriggerType 0, SES's default). The
+    refusal names the field, never the address or why. (A store that cannot answer the lookup
+    refuses the send with 503: mailing an address that unsubscribed is worse than a retry.)"""
+    for name in ("Destination", "Cc", "Bcc"):
+        for index, address in enumerate(params.get(name) or ()):
             entry = found.get(rules.bare_address(address))
             if entry:
+                # Never why (a bounce, a complaint): that is the recipient's business, not the caller's.
                 code = _SUPPRESSED_CODES.get(entry["Scope"], _SUPPRESSED_CODES["all"])
-                raise Forbidden(f"{name}[{index}] is on the suppression list ({entry['Reason']})",
-                                field=f"{name}[{index}]", code=code)
+                raise Forbidden(f"{name}[{index}] is on the suppression list", field=f"{name}[{index}]", code=code)
+
+
+def _hashes(settings, bare: list[str]) -> dict[str, str]:
+    """Each address's erasure hash: an erased address keeps its suppressions under it."""
+    return {address: rules.address_hash(settings.erasure_key, address) for address in bare}
+
+
+def suppressed(settings, store, addresses: list[str], marketing: bool) -> dict[str, dict]:
+    """Which of these addresses may not be mailed ({bare address: {"Scope", "Reason"}}), looked up
+    as they are and as an erasure keeps them (under a keyed hash), in one query."""
+    bare = sorted({rules.bare_address(address) for address in addresses})
+    return store.suppressions_for(bare, marketing, hashes=_hashes(settings, bare))
 
 
 def _ref(client: str, key: str) -> str:
@@ -123,39 +139,47 @@ def _ref(client: str, key: str) -> str:
 
 
 def _resolve_send(call: Call, attempt: dict, ref: str | None) -> idempotency.Decision:
-    """SPEC 5: was the in-doubt SendEmail sent? If its MessageId reached our sent log (only the
-    record's completion failed), yes. Otherwise ask SES's status index for the attempt's date(s)
-    and recipients: a row from our sender, inside the attempt's window, whose MessageId is not in
-    our sent log, is that mail."""
+    """Was the in-doubt SendEmail sent? If its MessageId reached our sent log (only the record's
+    completion failed), yes. Otherwise SES's status index is asked for the attempt's date(s) and
+    recipients: a row from our sender, inside the attempt's window, whose MessageId is not in our
+    sent log, is that mail — the recipient leases guarantee no other attempt of ours shares the
+    window (README.md#failure-model)."""
     settings = call.settings
     store = open_store(settings.database_url)
     started, ended = float(attempt["Started"]), float(attempt["Ended"])
-    logged = store.sent_for_ref(ref, started - CLOCK_SKEW_S) if ref else None
+    logged = store.sent_for_ref(ref, started - leases.CLOCK_SKEW_S) if ref else None
     if logged:
         return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": logged})
     for recipient in attempt["Destination"]:
-        row = _status_match(call, attempt["Sender"], recipient, started, ended)
-        if row is not None:
+        for row in _status_rows(call, attempt["Sender"], recipient, started, ended):
             if row.get("SendStatus") not in (0, None):
                 return idempotency.Decision(idempotency.Decision.NOT_SENT)
-            # SMTP hook: an SMTP send is matched by sender, recipient and time only (SES's row has
-            # SES's own MessageId, which SMTP never told us); it answers with its Message-ID.
+            # Over SMTP the row carries SES's own MessageId, which SMTP never told us: matched by
+            # sender, recipient and time only, it answers with the mail's Message-ID.
             message_id = str(attempt.get("SmtpMessageId") or row["MessageId"])
-            store.record_sent(message_id, call.client, attempt["Sender"], attempt["Destination"], time.time(), ref)
-            return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": message_id})
+            if _adopt(store, message_id, call.client, attempt["Sender"], attempt["Destination"], ref):
+                return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": message_id})
     waited = time.time() - ended
     if waited >= settings.settle_seconds:
         return idempotency.Decision(idempotency.Decision.NOT_SENT)
     return idempotency.Decision(idempotency.Decision.UNKNOWN, retry_after=settings.settle_seconds - waited)
 
 
-def _status_match(call: Call, sender: str, recipient: str, started: float, ended: float) -> dict | None:
-    """The earliest GetSendEmailStatus row for `recipient` from `sender` inside [started, ended]
-    (Beijing date(s) of that window, every page) whose MessageId is not in our sent log."""
+def _adopt(store, message_id: str, client: str, sender: str, recipients: list[str], ref: str | None) -> bool:
+    """Claim a status row's MessageId for this attempt: an insert-if-absent into the sent log, so
+    two resolvers can never both adopt one mail. True when it is ours (now, or already)."""
+    if store.record_sent(message_id, client, sender, recipients, time.time(), ref):
+        return True
+    return ref is not None and store.sent_ref(message_id) == ref
+
+
+def _status_rows(call: Call, sender: str, recipient: str, started: float, ended: float) -> list[dict]:
+    """GetSendEmailStatus rows for `recipient` from `sender` inside [started, ended] (the Beijing
+    date(s) of that window, every page) whose MessageId is not in our sent log, earliest first."""
     from .ses import client_for
 
     ses = client_for(call.settings)
-    low, high = int(started) - CLOCK_SKEW_S, int(ended) + 1 + CLOCK_SKEW_S
+    low, high = int(started) - leases.CLOCK_SKEW_S, int(ended) + 1 + leases.CLOCK_SKEW_S
     dates = sorted({datetime.fromtimestamp(t, rules.BEIJING).strftime("%Y-%m-%d") for t in (low, high)})
     rows: list[dict] = []
     for date in dates:
@@ -171,25 +195,28 @@ def _status_match(call: Call, sender: str, recipient: str, started: float, ended
                 break
             offset += STATUS_PAGE
     known = open_store(call.settings.database_url).sent_message_ids([str(row.get("MessageId")) for row in rows])
-    candidates = sorted((row for row in rows if row.get("MessageId") and row["MessageId"] not in known),
-                        key=lambda row: row["RequestTime"])
-    return candidates[0] if candidates else None
+    return sorted((row for row in rows if row.get("MessageId") and row["MessageId"] not in known),
+                  key=lambda row: row["RequestTime"])
 
 
 def resolve_recipient(call: Call, sender: str, recipient: str, started: float, ended: float) -> str | bool | None:
-    """For one recipient's in-doubt SendEmail (a digest's): its MessageId if SES sent it, False if
-    it provably did not (refused, or no row once settled), None while SES may still be settling."""
-    row = _status_match(call, rules.bare_address(sender), recipient, started, ended)
-    if row is not None:
-        return str(row["MessageId"]) if row.get("SendStatus") in (0, None) else False
+    """For one recipient's in-doubt SendEmail (a digest's): its MessageId if SES sent it (adopted
+    into the sent log), False if it provably did not (refused, or no row once settled), None while
+    SES may still be settling."""
+    store = open_store(call.settings.database_url)
+    for row in _status_rows(call, rules.bare_address(sender), recipient, started, ended):
+        if row.get("SendStatus") not in (0, None):
+            return False
+        if _adopt(store, str(row["MessageId"]), config.DIGEST_CLIENT, rules.bare_address(sender), [recipient], None):
+            return str(row["MessageId"])
     return False if time.time() - ended >= call.settings.settle_seconds else None
 
 
 def message_status(call: Call) -> Response:
     message_id = call.params["MessageId"]
     store = open_store(call.settings.database_url)
-    if policy.policy_for(call.settings, call.client) and store.sent_owner(message_id) != call.client:
-        # A key with a policy sees only its own client's mail (one without sees everything).
+    if not policy.sees_everything(call.settings, call.client) and store.sent_owner(message_id) != call.client:
+        # A key with a policy sees only its own client's mail (one without, or with `admin`, all).
         raise NotFound("nothing is known about this MessageId", field="MessageId")
     found = store.message_events(message_id)
     if not found and not store.sent_message_ids([message_id]):
@@ -231,15 +258,21 @@ def add_suppression(call: Call) -> Response:
 
 
 def remove_suppression(call: Call) -> Response:
-    removed = open_store(call.settings.database_url).unsuppress(_address(call))
+    address = _address(call)
+    # An erased address's entries (kept under its hash) are lifted with it.
+    removed = open_store(call.settings.database_url).unsuppress(address,
+                                                               rules.address_hash(call.settings.erasure_key, address))
     if not removed:
         raise NotFound("this address is not suppressed", field="Address")
     return Response(200, {"Removed": removed})
 
 
 def erase_address(call: Call) -> Response:
-    """DELETE /addresses/<address>: everything stored about an address (PIPL, GDPR)."""
+    """DELETE /addresses/<address>: everything stored about an address (PIPL, GDPR), but its
+    suppressions, which are kept under a keyed hash of it: erasure must not make it mailable again."""
     address = _address(call)
-    counts = open_store(call.settings.database_url).erase_address(address)
-    log.note(Erased=counts)
-    return Response(200, {"Erased": counts})
+    counts = open_store(call.settings.database_url).erase_address(
+        address, rules.address_hash(call.settings.erasure_key, address))
+    kept = counts.pop("SuppressionsKept")
+    log.note(Erased=counts, SuppressionsKept=kept)
+    return Response(200, {"Erased": counts, "SuppressionsKept": kept})

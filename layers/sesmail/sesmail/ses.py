@@ -122,11 +122,12 @@ class SesClient:
         for attempt in range(1, attempts + 1):
             if limiter is not None and not limiter.acquire(deadline.at - SAFETY_MARGIN_S - MIN_CALL_S):
                 raise Unavailable(f"no slot under SES's rate limit for {action} within the function's time limit",
-                                  code="ResourceUnavailable.RateLimited")
+                                  code="ResourceUnavailable.RateLimited", retry_after=1)
             remaining = deadline.remaining() - SAFETY_MARGIN_S
             if remaining < MIN_CALL_S:
+                # Nothing was asked of SES: a new request, with a time limit of its own, may be sent at once.
                 raise Unavailable(f"no time left for SES {action} within the function's time limit",
-                                  code="ResourceUnavailable.Timeout")
+                                  code="ResourceUnavailable.Timeout", retry_after=1)
             try:
                 return self._call_once(action, params, remaining)
             except _Retryable as retry:

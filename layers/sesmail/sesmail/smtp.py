@@ -31,7 +31,7 @@ import uuid
 from email.errors import MessageError
 from typing import Any
 
-from . import log
+from . import log, rules
 from .envelopes import loads
 from .errors import InvalidInput, OutcomeUnknown, SesmailError, SesRefused, Unavailable
 from .ses import BACKOFF_BASE_S, BACKOFF_CAP_S, MIN_CALL_S, RETRYABLE_CODES, SAFETY_MARGIN_S
@@ -46,7 +46,7 @@ MAX_ATTACHMENT_BYTES = 5_000_000
 MAX_ATTACHMENTS_BYTES = 10_000_000
 REPLY_MARK = "##SES-response-json:"
 # SES writes template variables as {{name}}; inner spaces are tolerated, as people type them.
-_VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
+_VARIABLE = rules.TEMPLATE_VARIABLE
 _CODE = re.compile(r"[A-Za-z]+(?:\.[A-Za-z0-9]+)*")
 # Headers the transport writes itself; SmtpHeaders may not replace them.
 _RESERVED = frozenset({"from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version", "reply-to",
@@ -104,7 +104,7 @@ class Prepared:
             remaining = deadline.remaining() - SAFETY_MARGIN_S
             if remaining < MIN_CALL_S:
                 raise Unavailable("no time left for SES SMTP within the function's time limit",
-                                  code="ResourceUnavailable.Timeout")
+                                  code="ResourceUnavailable.Timeout", retry_after=1)
             try:
                 _send_once(settings, self, remaining)
                 return
@@ -152,9 +152,9 @@ def prepare(settings: Any, params: dict, now: float | None = None) -> Prepared:
         raise InvalidInput("lacks variable(s) of the template: " + ", ".join(missing), field="Template.TemplateData",
                            code="InvalidParameterValue.TemplateNotMatchData")
     subject = _fill(params["Subject"], data, escape=False)
-    if "\r" in subject or "\n" in subject:
-        raise InvalidInput("puts a line break into the Subject header", field="Template.TemplateData",
-                           code="InvalidParameterValue.HeaderLineBreak")
+    # The API path's rule (sesmail.rules), so both transports refuse the same values.
+    rules.check_header(subject, "Template.TemplateData",
+                       "fills the subject with a value holding line breaks or control characters")
     rendered_html = _fill(html_part, data, escape=True) if html_part is not None else None
     rendered_text = _fill(text_part, data, escape=False) if text_part is not None else None
     body_bytes = sum(len(p.encode("utf-8")) for p in (rendered_html, rendered_text) if p)

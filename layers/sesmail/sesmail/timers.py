@@ -25,34 +25,121 @@ def _reconcile(call: Call) -> dict:
     return reconcile.run(call.settings, call.deadline)
 
 
+# Rows of the store read per page by the cleanup job, and the time it keeps back to answer.
+CLEANUP_PAGE = 50
+CLEANUP_RESERVE_S = 5.0
+TASK_DONE = 10  # ListSendTasks' TaskStatus of a finished task
+
+
 def _cleanup(call: Call) -> dict:
-    """Expired records out (SPEC 5: personal data has an end), finished recipient lists deleted."""
+    """Expired records out (personal data has an end); recipient lists we made deleted once their
+    task finished, or once it is certain no task will ever use them. What the time limit leaves
+    undone is counted as `Unfinished`; the next run continues from there."""
+    from .ses import client_for
     from .store import open_store
 
     settings = call.settings
     now = time.time()
     store = open_store(settings.database_url)
-    counts = store.purge(now, now - settings.idempotency_ttl)
-    counts["Lists"] = _delete_finished_lists(call, store)
+    counts: dict[str, Any] = store.purge(now, now - settings.idempotency_ttl)
+    ses = client_for(settings)
+    counts["Lists"], finished = _delete_finished_lists(call, store, ses)
+    counts["UnusedLists"], complete = (0, False) if not finished else _delete_unused_lists(call, store, ses, now)
+    if not (finished and complete):
+        counts["Unfinished"] = True
+        log.warning("the cleanup job ran out of time; the next run continues", Deleted=counts["Lists"]
+                    + counts["UnusedLists"])
     return counts
 
 
-def _delete_finished_lists(call: Call, store: Any) -> int:
-    """Lists we created are deleted once SES reports their task done (TaskStatus 10)."""
-    from .ses import client_for
+def _delete_at_ses(call: Call, ses: Any, receiver_id: int) -> bool:
+    """DeleteReceiver; True once the list is gone (a list already gone counts), False if SES
+    refused (the list is left for a later run)."""
+    from .batching import list_missing
+    from .errors import SesRefused
 
-    ses = client_for(call.settings)
-    deleted = 0
-    for task in store.owned_lists(limit=50):
-        if call.deadline.remaining() < 5:
-            break
-        reply = ses.call("ListSendTasks", {"Offset": 0, "Limit": 10, "ReceiverId": task["ReceiverId"]}, call.deadline)
-        statuses = {item.get("TaskId"): item.get("TaskStatus") for item in reply.get("Data") or []}
-        if statuses.get(task["TaskId"]) == 10:
-            ses.call("DeleteReceiver", {"ReceiverId": task["ReceiverId"]}, call.deadline)
-            store.list_deleted(task["TaskId"])
-            deleted += 1
-    return deleted
+    try:
+        ses.call("DeleteReceiver", {"ReceiverId": receiver_id}, call.deadline)
+    except SesRefused as exc:
+        if not list_missing(exc):
+            log.warning("SES refused to delete a recipient list; a later run tries again", ReceiverId=receiver_id,
+                        Code=exc.code)
+            return False
+    return True
+
+
+def _tasks_on(call: Call, ses: Any, receiver_id: int) -> list[dict]:
+    reply = ses.call("ListSendTasks", {"Offset": 0, "Limit": 10, "ReceiverId": receiver_id}, call.deadline)
+    return [task for task in reply.get("Data") or [] if isinstance(task, dict) and isinstance(task.get("TaskId"), int)]
+
+
+def _delete_finished_lists(call: Call, store: Any, ses: Any) -> tuple[int, bool]:
+    """Lists we created are deleted once SES reports their task done. Returns (deleted, whether
+    every list was looked at)."""
+    deleted = skipped = 0
+    while True:
+        rows = store.owned_lists(limit=CLEANUP_PAGE, offset=skipped)
+        for task in rows:
+            if call.deadline.remaining() < CLEANUP_RESERVE_S:
+                return deleted, False
+            statuses = {item["TaskId"]: item.get("TaskStatus") for item in _tasks_on(call, ses, task["ReceiverId"])}
+            if statuses.get(task["TaskId"]) == TASK_DONE and _delete_at_ses(call, ses, task["ReceiverId"]):
+                store.list_deleted(task["TaskId"])
+                deleted += 1
+            else:
+                skipped += 1  # still running (or refused): the next page starts after it
+        if len(rows) < CLEANUP_PAGE:
+            return deleted, True
+
+
+def _delete_unused_lists(call: Call, store: Any, ses: Any, now: float) -> tuple[int, bool]:
+    """Lists we created that no recorded task uses, older than a run of this function can last
+    plus SES's settle time (so no run is still building or sending on them): a list a pending
+    Idempotency-Key doubt may still adopt a task on is kept until that record is settled or
+    expires; SES is asked whether a task uses the list (a BatchSendEmail whose reply was lost)
+    before it is deleted; a list whose CreateReceiver reply was lost is looked up by its name.
+    Returns (deleted, whether every list was looked at)."""
+    before = now - call.deadline.limit_s - call.settings.settle_seconds
+    deleted = skipped = 0
+    seen: set[str] = set()
+    while True:
+        rows = store.unused_lists(before, CLEANUP_PAGE, skipped)
+        for row in rows:
+            if call.deadline.remaining() < CLEANUP_RESERVE_S:
+                return deleted, False
+            if row["Name"] in seen:  # looked at already in this run and still listed: leave it for the next
+                skipped += 1
+                continue
+            seen.add(row["Name"])
+            if row["IdemScope"] is not None and row["IdemKey"] is not None:
+                record = store.idem_get(row["IdemScope"], row["IdemKey"])
+                if record is not None and record["state"] != "done":
+                    skipped += 1  # its run is running or in doubt: resolving it may adopt a task on this list
+                    continue
+            receiver_id = row["ReceiverId"]
+            if receiver_id is None:
+                reply = ses.call("ListReceivers", {"Offset": 0, "Limit": 10, "KeyWord": row["Name"]}, call.deadline)
+                found = [item.get("ReceiverId") for item in reply.get("Data") or []
+                         if isinstance(item, dict) and item.get("ReceiversName") == row["Name"]]
+                if not found or not isinstance(found[0], int):
+                    store.list_gone(name=row["Name"])  # CreateReceiver never made it
+                    continue
+                receiver_id = found[0]
+                store.list_created(row["Name"], receiver_id)
+            tasks = _tasks_on(call, ses, receiver_id)
+            if tasks:
+                # Its BatchSendEmail did create a task (the reply was lost): the list serves it until
+                # the task is done, then goes as every finished task's list does.
+                store.record_task(tasks[0]["TaskId"], receiver_id, row["Client"], str(tasks[0].get("Subject") or ""),
+                                  True, time.time())
+                continue
+            if _delete_at_ses(call, ses, receiver_id):
+                store.list_gone(name=row["Name"])
+                deleted += 1
+            else:
+                skipped += 1
+        if len(rows) < CLEANUP_PAGE:
+            return deleted, True
 
 
 JOBS = {"reconcile": _reconcile, "cleanup": _cleanup}

@@ -1,4 +1,4 @@
-"""The webhook function's routes: SES event callbacks stored once, feeding suppression (SPEC 3.5).
+"""The webhook function's routes: SES event callbacks stored once, feeding suppression.
 
 Tencent documents no signature and no retry policy for SES callbacks, so this receiver is strict
 about who may post (a secret token in the URL, compared in constant time; the AppId when
@@ -31,36 +31,51 @@ def _check_token(call: Call) -> None:
 
 
 def receive(call: Call) -> Response:
-    """POST (any path): one callback object or an array of them; 200 once stored."""
+    """POST (any path): one callback object or an array of them; 200 once stored. An array is
+    taken item by item: its bad items are named in `Rejected` (their indexes), never a reason to
+    lose the good ones, since SES documents no retry."""
     _check_token(call)
     settings = call.settings
     payload = call.payload()
-    callbacks = events.parse_callbacks(payload)
-    # A single object (what SES sends) is stored as the very text it arrived as.
-    raws = payload if isinstance(payload, list) else [call.request.body if call.request else payload]
+    callbacks, rejected = events.parse_callbacks(payload)
+    array = isinstance(payload, list)
     if settings.appid:
-        for index, fields in enumerate(callbacks):
+        kept = []
+        for index, fields in callbacks:
             username = fields.get("username")
-            # Absent in older payloads: only a different AppId is refused.
-            if username is not None and str(username) != settings.appid:
-                raise Forbidden("the callback belongs to another Tencent Cloud account (username)",
-                                field=f"[{index}].username" if isinstance(payload, list) else "username")
+            # Absent (or "") in older payloads: only a different AppId is refused.
+            if username is not None and username != "" and str(username) != settings.appid:
+                if not array:
+                    raise Forbidden("the callback belongs to another Tencent Cloud account (username)",
+                                    field="username")
+                rejected.append(index)
+            else:
+                kept.append((index, fields))
+        if len(kept) < len(callbacks):
+            callbacks = kept
+            rejected.sort()
     now = time.time()
-    rows = [events.normalise(fields, raw, now, settings.event_ttl) for fields, raw in zip(callbacks, raws)]
-    store = open_store(settings.database_url)
-    # Suppressions first: both writes are idempotent, so a failure in between is repaired by the
-    # next delivery of the same callback (a 503 tells the sender it did not land).
-    for row in rows:
-        suppression = events.suppression_for(row)
-        if suppression:
-            store.suppress(row["email"], suppression[0], suppression[1], "callback", now)
-    stored = store.insert_events(rows)
+    if array:
+        rows = [events.normalise(fields, payload[index], now, settings.event_ttl) for index, fields in callbacks]
+    else:  # a single object (what SES sends) is stored as the very text it arrived as
+        raw: Any = call.request.body if call.request else payload
+        rows = [events.normalise(fields, raw, now, settings.event_ttl) for _, fields in callbacks]
+    stored = 0
+    if rows:
+        store = open_store(settings.database_url)
+        # Suppressions first: both writes are idempotent, so a failure in between is repaired by the
+        # next delivery of the same callback (a 503 tells the sender it did not land).
+        for row in rows:
+            suppression = events.suppression_for(row)
+            if suppression:
+                store.suppress(row["email"], suppression[0], suppression[1], "callback", now)
+        stored = store.insert_events(rows)  # one statement for the whole array (per 90 rows)
     # An unknown event name is the sender's free text (it could be an address): not logged.
-    log.note(Events=len(rows), Stored=stored,
+    log.note(Events=len(rows), Stored=stored, Rejected=len(rejected),
              Names=sorted({row["event"] if row["event"] in events.KNOWN_EVENTS else "(other)" for row in rows}))
     if stored:
         _run_hook(settings, rows)
-    return Response(200, {"Stored": stored, "Duplicates": len(rows) - stored})
+    return Response(200, {"Stored": stored, "Duplicates": len(rows) - stored, "Rejected": rejected})
 
 
 def probe(call: Call) -> Response:
@@ -90,7 +105,7 @@ def _run_hook(settings: Any, rows: list[dict]) -> None:
     if hook is None:
         return
     for row in rows:
-        event = {"EventKey": row["event_id"], "Event": row["event"], "Email": row["email"],
+        event = {"EventKey": row["event_id"], "Event": row["event"], "Email": row["email"] or None,
                  "MessageId": row["message_id"],
                  "Timestamp": row["event_time"], **row["details"]}
         try:

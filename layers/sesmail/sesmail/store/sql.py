@@ -18,7 +18,7 @@ from ..errors import StoreUnavailable
 
 __all__ = ["SCHEMA_VERSION", "ConstraintViolation", "SqlStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The version table is created outside the numbered steps: it is what records them. One row,
 # pinned by its primary key, so two instances bootstrapping at once cannot insert two.
@@ -120,7 +120,40 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE sesmail_events ADD {add_column}smtp_message_id VARCHAR(255)",
         "CREATE INDEX {if_not_exists}sesmail_events_smtp ON sesmail_events (smtp_message_id)",
     ],
+    [
+        # Recipient leases (README.md#failure-model): while one attempt to a
+        # recipient is in flight or in doubt, no other attempt from the same sender to that
+        # recipient may start, so a doubt can never be resolved with another attempt's mail. The
+        # key is a keyed hash of sender and address: no plaintext address is stored here. A row
+        # given back keeps, as its expiry, the start of its last holder's window: an attempt whose
+        # window began earlier must begin it again, so the row never forgets a doubt it outlived.
+        """CREATE TABLE IF NOT EXISTS sesmail_leases (
+            lease_key CHAR(64) NOT NULL PRIMARY KEY,
+            owner VARCHAR(330) NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            in_doubt INTEGER NOT NULL){options}""",
+        # Recipient lists we create (BatchSendEmail on inline recipients), recorded under their
+        # unique name before CreateReceiver is called: a list whose task never came (a run that
+        # gave up, a refusal, a crash, a lost reply) is found and deleted by the cleanup job.
+        # `receiver_id` is set once SES named the list, `task_id` once its task is recorded;
+        # idem_scope/idem_key name the Idempotency-Key whose doubt may still adopt a task on it.
+        """CREATE TABLE IF NOT EXISTS sesmail_lists (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            receiver_id BIGINT,
+            client VARCHAR(64) NOT NULL,
+            idem_scope VARCHAR(64),
+            idem_key VARCHAR(255),
+            task_id BIGINT,
+            deleted INTEGER NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL){options}""",
+        "CREATE INDEX {if_not_exists}sesmail_lists_created ON sesmail_lists (created_at)",
+        "CREATE INDEX {if_not_exists}sesmail_lists_receiver ON sesmail_lists (receiver_id)",
+    ],
 ]
+
+# An erased address's suppressions are kept under this prefix and a keyed hash of the address
+# (rules.address_hash): no address can start so (it has no colon), and the table keeps no address.
+HASHED_PREFIX = "h:"
 
 _IDEM_COLUMNS = ("scope", "idem_key", "fingerprint", "state", "status", "response", "attempt",
                  "created_at", "updated_at", "expires_at", "version")
@@ -156,6 +189,11 @@ _DDL = {
     "mysql": {"text": "MEDIUMTEXT", "if_not_exists": "", "add_column": "COLUMN ",
               "options": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"},
 }
+
+# Keys per suppression lookup (an address and its erasure hash count two): one query for a send.
+_SUPPRESSION_CHUNK = 500
+# Leases given back: free from the given time on (the UPDATE's IN list is completed by the caller).
+_GIVE_BACK = "UPDATE sesmail_leases SET owner = '', in_doubt = 0, expires_at = ? WHERE owner = ? AND lease_key IN ("
 
 # LIKE escape character: not a backslash, which MySQL string literals would themselves unescape.
 _LIKE_ESCAPE = "!"
@@ -349,19 +387,149 @@ class SqlStore:
 
         return self._run(work)
 
-    # -- the sent log -------------------------------------------------------------------------
-    def record_sent(self, message_id: str, client: str, sender: str, recipients: list[str],
-                    now: float, idem_ref: str | None = None) -> None:
-        """Log a MessageId SES assigned; `idem_ref` ties it to the Idempotency-Key that sent it."""
-        def work(cursor):
-            cursor.execute(self._q("INSERT INTO sesmail_sent (message_id, client, sender, recipients,"
-                                   " idem_ref, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
-                           (message_id, client, sender, json.dumps(recipients), idem_ref, now))
+    # -- recipient leases ---------------------------------------------------------------------
+    def take_leases(self, keys: list[str], owner: str, until: float,
+                    free_before: float) -> tuple[float, bool] | None:
+        """Take every lease in `keys` for `owner` until `until`, all or nothing: a lease is free when
+        it is absent, expired by `free_before`, or already `owner`'s. None when all are taken;
+        otherwise none is kept and the answer is (when the last lease in the way expires, whether
+        one of them is in flight — it may be given back early; one in doubt only expires)."""
+        wanted = sorted(set(keys))  # one order for everyone: two takers never wait on each other
+        if not wanted:
+            return None
 
-        try:
-            self._run(work)
-        except ConstraintViolation:
-            pass  # already recorded (an adopted MessageId): nothing to add
+        def work(cursor):
+            sql, params = self._take_sql(wanted, owner, until, free_before)
+            cursor.execute(sql, params)
+            # Elsewhere the row count of an upsert counts inserted and updated rows, not the ones
+            # its WHERE kept: every row counted is a lease now ours. MySQL counts differently.
+            taken = self._count_held(cursor, wanted, owner) if self.dialect.name == "mysql" else cursor.rowcount
+            return self._taken_or_blocked(cursor, taken, wanted, owner, free_before)
+
+        return self._run(work)
+
+    def admit(self, emails: list[str], marketing: bool, hashes: dict[str, str], keys: list[str], owner: str,
+              until: float, free_before: float) -> tuple[dict[str, dict], tuple[float, bool] | None]:
+        """suppressions_for(emails, …) and take_leases(keys, …) together: what a send asks before
+        it calls SES. On PostgreSQL one statement (a data-modifying WITH); elsewhere two."""
+        wanted = sorted(set(keys))
+        if self.dialect.name != "postgresql" or not wanted or 2 * len(emails) > _SUPPRESSION_CHUNK:
+            return (self.suppressions_for(emails, marketing, hashes=hashes),
+                    self.take_leases(wanted, owner, until, free_before))
+        select, select_params, by_key = self._suppressions_sql(emails, marketing, hashes)
+        take, take_params = self._take_sql(wanted, owner, until, free_before)
+
+        def work(cursor):
+            cursor.execute("WITH taken AS (" + take + " RETURNING 1) " + select
+                           + " UNION ALL SELECT '', '', CAST(COUNT(*) AS VARCHAR) FROM taken",
+                           (*take_params, *select_params))
+            rows = cursor.fetchall()
+            found = self._suppression_result([row for row in rows if row[0] != ""], by_key)
+            taken = int(next(row[2] for row in rows if row[0] == ""))
+            return found, self._taken_or_blocked(cursor, taken, wanted, owner, free_before)
+
+        return self._run(work)
+
+    def _take_sql(self, wanted: list[str], owner: str, until: float, free_before: float) -> tuple[str, tuple]:
+        values = tuple(value for key in wanted for value in (key, owner, until, 0))
+        rows = ", ".join(["(?, ?, ?, ?)"] * len(wanted))
+        if self.dialect.name == "mysql":
+            # Assignments run left to right: `owner` is already the new value in the second IF.
+            tail = (" ON DUPLICATE KEY UPDATE owner = IF(expires_at <= ? OR owner = VALUES(owner), VALUES(owner),"
+                    " owner), expires_at = IF(owner = VALUES(owner), VALUES(expires_at), expires_at),"
+                    " in_doubt = IF(owner = VALUES(owner), 0, in_doubt)")
+        else:
+            tail = (" ON CONFLICT (lease_key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at,"
+                    " in_doubt = 0 WHERE sesmail_leases.expires_at <= ? OR sesmail_leases.owner = excluded.owner")
+        return (self._q("INSERT INTO sesmail_leases (lease_key, owner, expires_at, in_doubt) VALUES " + rows + tail),
+                (*values, free_before))
+
+    def _count_held(self, cursor, wanted: list[str], owner: str) -> int:
+        cursor.execute(self._q("SELECT COUNT(*) FROM sesmail_leases WHERE owner = ? AND lease_key IN ("
+                               + _marks(len(wanted)) + ")"), (owner, *wanted))
+        return int(cursor.fetchone()[0])
+
+    def _taken_or_blocked(self, cursor, taken: int, wanted: list[str], owner: str,
+                          free_before: float) -> tuple[float, bool] | None:
+        if taken == len(wanted):
+            return None
+        # Give back what this call took (each was free by `free_before`, so that stays true).
+        cursor.execute(self._q(_GIVE_BACK + _marks(len(wanted)) + ")"), (free_before, owner, *wanted))
+        cursor.execute(self._q("SELECT MAX(expires_at), MIN(in_doubt) FROM sesmail_leases WHERE owner <> ? AND"
+                               " lease_key IN (" + _marks(len(wanted)) + ")"), (owner, *wanted))
+        row = cursor.fetchone()
+        if not row or row[0] is None:
+            return 0.0, True  # purged meanwhile: worth another try at once
+        return float(row[0]), not row[1]
+
+    def doubt_leases(self, keys: list[str], owner: str, until: float) -> None:
+        """`owner`'s attempt is in doubt: its leases end at `until` (when its window has passed),
+        and nobody waits for them to be given back early."""
+        if not keys:
+            return
+
+        def work(cursor):
+            cursor.execute(self._q("UPDATE sesmail_leases SET expires_at = CASE WHEN expires_at > ? THEN ? ELSE"
+                                   " expires_at END, in_doubt = 1 WHERE owner = ? AND lease_key IN ("
+                                   + _marks(len(keys)) + ")"), (until, until, owner, *keys))
+
+        self._run(work)
+
+    def release_leases(self, keys: list[str], owner: str, window_start: float) -> None:
+        """Give `owner`'s leases back after a definite answer; `window_start` is where its window
+        began (later attempts' windows must begin after it)."""
+        if not keys:
+            return
+
+        def work(cursor):
+            cursor.execute(self._q(_GIVE_BACK + _marks(len(keys)) + ")"), (window_start, owner, *keys))
+
+        self._run(work)
+
+    # -- the sent log -------------------------------------------------------------------------
+    def record_sent(self, message_id: str, client: str, sender: str, recipients: list[str], now: float,
+                    idem_ref: str | None = None, release: tuple[list[str], str, float] | None = None) -> bool:
+        """Log a MessageId SES assigned, if absent: False when it is logged already (so adopting a
+        status row is an insert-if-absent: at most one request adopts it). `idem_ref` ties it to
+        the Idempotency-Key that sent it; `release` = (lease keys, owner, window start) are given
+        back with it, in the same statement on PostgreSQL."""
+        row = (message_id, client, sender, json.dumps(recipients), idem_ref, now)
+        insert = ("INSERT INTO sesmail_sent (message_id, client, sender, recipients, idem_ref, created_at)"
+                  " VALUES (?, ?, ?, ?, ?, ?)")
+        keys, owner, window_start = release if release else ([], "", 0.0)
+        release_sql = _GIVE_BACK + _marks(len(keys)) + ")"
+        name = self.dialect.name
+
+        def work(cursor):
+            if name == "postgresql" and keys:
+                cursor.execute(self._q("WITH released AS (" + release_sql + ") " + insert
+                                       + " ON CONFLICT (message_id) DO NOTHING"), (window_start, owner, *keys, *row))
+                return cursor.rowcount == 1
+            if name == "mysql":
+                try:
+                    cursor.execute(self._q(insert), row)
+                    inserted = True
+                except self.dialect.errors as exc:
+                    if not self.dialect.is_integrity(exc):
+                        raise
+                    inserted = False
+            else:
+                cursor.execute(self._q(insert + " ON CONFLICT (message_id) DO NOTHING"), row)
+                inserted = cursor.rowcount == 1
+            if keys:
+                cursor.execute(self._q(release_sql), (window_start, owner, *keys))
+            return inserted
+
+        return self._run(work)
+
+    def sent_ref(self, message_id: str) -> str | None:
+        """The Idempotency-Key reference a logged MessageId was recorded under, if any."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT idem_ref FROM sesmail_sent WHERE message_id = ?"), (message_id,))
+            row = cursor.fetchone()
+            return row[0] if row else None
+
+        return self._run(work)
 
     def sent_for_ref(self, idem_ref: str, since: float) -> str | None:
         """The MessageId logged for an Idempotency-Key since a time, if its send was recorded."""
@@ -419,7 +587,8 @@ class SqlStore:
     def insert_events(self, rows: list[dict]) -> int:
         """Store events, skipping any whose event_id is already stored (the key decides, so
         concurrent deliveries of one event end as one row). All rows or none: one transaction.
-        Returns how many rows were new."""
+        A callback without an address has `email` "" (the column is NOT NULL; message_events
+        gives it back as None). Returns how many rows were new."""
         unique: dict[str, tuple] = {}
         for row in rows:
             if row["event_id"] not in unique:
@@ -467,7 +636,7 @@ class SqlStore:
 
         events = []
         for event, email, event_time, details, polled in self._run(work):
-            entry = {"Event": event, "Email": email,
+            entry = {"Event": event, "Email": email or None,  # "" is how an absent address is kept
                      "Timestamp": None if event_time is None else int(event_time)}
             entry.update(json.loads(details))
             if polled:
@@ -487,43 +656,68 @@ class SqlStore:
 
         self._run(work)
 
-    def unsuppress(self, email: str) -> int:
-        """Remove an address from the suppression list, every scope; returns the rows removed."""
+    def unsuppress(self, email: str, hashed: str) -> int:
+        """Remove an address from the suppression list, every scope, and what its erasure kept under
+        `hashed` (its rules.address_hash); returns the rows removed."""
         def work(cursor):
-            cursor.execute(self._q("DELETE FROM sesmail_suppressions WHERE email = ?"), (email.lower(),))
+            cursor.execute(self._q("DELETE FROM sesmail_suppressions WHERE email IN (?, ?)"),
+                           (email.lower(), HASHED_PREFIX + hashed))
             return max(cursor.rowcount, 0)
 
         return self._run(work)
 
     def list_suppressions(self, offset: int, limit: int) -> list[dict]:
+        """A page of the suppression list; an erased address's entry has no Email (`Erased`)."""
         def work(cursor):
             cursor.execute(self._q("SELECT email, scope, reason, source, created_at FROM sesmail_suppressions"
                                    " ORDER BY email, scope LIMIT ? OFFSET ?"), (int(limit), int(offset)))
             return cursor.fetchall()
 
-        return [{"Email": email, "Scope": scope, "Reason": reason, "Source": source, "CreatedAt": float(created)}
-                for email, scope, reason, source, created in self._run(work)]
+        rows = []
+        for email, scope, reason, source, created in self._run(work):
+            row = {"Email": email, "Scope": scope, "Reason": reason, "Source": source, "CreatedAt": float(created)}
+            if email.startswith(HASHED_PREFIX):
+                row.update(Email=None, Erased=True)
+            rows.append(row)
+        return rows
 
-    def suppressions_for(self, emails: list[str], marketing: bool) -> dict[str, dict]:
+    def suppressions_for(self, emails: list[str], marketing: bool, *, hashes: dict[str, str]) -> dict[str, dict]:
         """Which of these addresses may not be mailed: scope "all" always, "marketing" too when the
-        mail is marketing. {email (lower-cased): {"Scope", "Reason"}}; "all" wins over "marketing"."""
+        mail is marketing. `hashes` maps each (lower-cased) address to its rules.address_hash, under
+        which an erasure keeps its suppressions: both forms are looked up, in one query.
+        {email (lower-cased): {"Scope", "Reason"}}; "all" wins over "marketing"."""
         wanted = sorted({email.lower() for email in emails})
         if not wanted:
             return {}
-        scopes = ("all", "marketing") if marketing else ("all",)
 
         def work(cursor):
-            found = []
-            for start in range(0, len(wanted), 500):  # one query for any real send (at most 90)
-                chunk = wanted[start:start + 500]
-                cursor.execute(self._q("SELECT email, scope, reason FROM sesmail_suppressions WHERE email IN ("
-                                       + _marks(len(chunk)) + ") AND scope IN (" + _marks(len(scopes)) + ")"),
-                               (*chunk, *scopes))
+            found: list = []
+            by_key: dict[str, str] = {}
+            for start in range(0, len(wanted), _SUPPRESSION_CHUNK // 2):  # one query for any real send
+                sql, params, owners = self._suppressions_sql(wanted[start:start + _SUPPRESSION_CHUNK // 2],
+                                                             marketing, hashes)
+                cursor.execute(sql, params)
                 found.extend(cursor.fetchall())
-            return found
+                by_key.update(owners)
+            return self._suppression_result(found, by_key)
 
+        return self._run(work)
+
+    def _suppressions_sql(self, emails: list[str], marketing: bool,
+                          hashes: dict[str, str]) -> tuple[str, tuple, dict[str, str]]:
+        """The lookup of `emails` and their erasure hashes; with {hashed key: address}."""
+        wanted = sorted({email.lower() for email in emails})
+        scopes = ("all", "marketing") if marketing else ("all",)
+        by_key = {HASHED_PREFIX + hashes[email]: email for email in wanted if email in hashes}
+        keys = [*wanted, *sorted(by_key)]
+        return (self._q("SELECT email, scope, reason FROM sesmail_suppressions WHERE email IN (" + _marks(len(keys))
+                        + ") AND scope IN (" + _marks(len(scopes)) + ")"), (*keys, *scopes), by_key)
+
+    @staticmethod
+    def _suppression_result(rows: list, by_key: dict[str, str]) -> dict[str, dict]:
         result: dict[str, dict] = {}
-        for email, scope, reason in self._run(work):
+        for key, scope, reason in rows:
+            email = by_key.get(key, key)
             if email not in result or scope == "all":
                 result[email] = {"Scope": scope, "Reason": reason}
         return result
@@ -537,7 +731,9 @@ class SqlStore:
                 ("Idempotency", "DELETE FROM sesmail_idempotency WHERE expires_at < ?", now),
                 ("Events", "DELETE FROM sesmail_events WHERE expires_at < ?", now),
                 ("Sent", "DELETE FROM sesmail_sent WHERE created_at < ?", sent_before),
-                ("DigestItems", "DELETE FROM sesmail_digest_items WHERE expires_at < ?", now)):
+                ("DigestItems", "DELETE FROM sesmail_digest_items WHERE expires_at < ?", now),
+                # A lease's expiry bounds windows that began at most a function's time limit ago.
+                ("Leases", "DELETE FROM sesmail_leases WHERE expires_at < ?", now - 3600)):
             def work(cursor, sql=sql, bound=bound):
                 cursor.execute(self._q(sql), (bound,))
                 return max(cursor.rowcount, 0)
@@ -545,34 +741,50 @@ class SqlStore:
             counts[name] = self._run(work)
         return counts
 
-    def erase_address(self, email: str) -> dict:
-        """Delete everything stored about an address, in one transaction: its events, its
-        suppressions, its queued digest items, sent-log rows listing it among recipients,
-        idempotency records whose attempt names it. Returns the rows removed per kind."""
+    def erase_address(self, email: str, hashed: str) -> dict:
+        """Delete everything stored about an address, in one transaction: its events, its queued
+        digest items, sent-log rows listing it among recipients, idempotency records whose attempt
+        names it. Its suppressions are kept, moved under `hashed` (the address's rules.address_hash,
+        a keyed hash), so it is still never mailed. Returns the rows removed per kind, and
+        `SuppressionsKept`.
+        On SQLite the freed bytes are then scrubbed from the files (the dialect's `scrub`)."""
         address = email.lower()
         # Recipients and attempts are JSON text written by json.dumps: the address appears there as
         # its own JSON string, quotes included, so "a@x.io" cannot match "ba@x.io". LOWER(): LIKE is
         # case-insensitive in SQLite only, and an attempt may keep an address as the caller wrote it.
         pattern = _like_contains(json.dumps(address))
         like = f" LIKE ? ESCAPE '{_LIKE_ESCAPE}'"
+        keep = self._q("INSERT INTO sesmail_suppressions (email, scope, reason, source, created_at)"
+                       " VALUES (?, ?, ?, ?, ?)" + _UPSERT_SUPPRESSION[self.dialect.name])
 
         def work(cursor):
+            cursor.execute(self._q("SELECT scope, reason, source, created_at FROM sesmail_suppressions"
+                                   " WHERE email = ?"), (address,))
+            kept = cursor.fetchall()
+            for scope, reason, source, created in kept:
+                cursor.execute(keep, (HASHED_PREFIX + hashed, scope, reason, source, created))
+            cursor.execute(self._q("DELETE FROM sesmail_suppressions WHERE email = ?"), (address,))
             counts = {}
             for name, sql, param in (
                     ("Events", "DELETE FROM sesmail_events WHERE email = ?", address),
-                    ("Suppressions", "DELETE FROM sesmail_suppressions WHERE email = ?", address),
                     ("DigestItems", "DELETE FROM sesmail_digest_items WHERE email = ?", address),
                     ("Sent", "DELETE FROM sesmail_sent WHERE LOWER(recipients)" + like, pattern),
                     ("Idempotency", "DELETE FROM sesmail_idempotency WHERE LOWER(attempt)" + like, pattern)):
                 cursor.execute(self._q(sql), (param,))
                 counts[name] = max(cursor.rowcount, 0)
+            counts["SuppressionsKept"] = len(kept)
             return counts
 
-        return self._run(work, transaction=True)
+        counts = self._run(work, transaction=True)
+        scrub = getattr(self.dialect, "scrub", None)
+        if scrub is not None:
+            self._run(scrub)
+        return counts
 
     # -- batch tasks ----------------------------------------------------------------------------
     def record_task(self, task_id: int, receiver_id: int, client: str, subject: str, owned: bool,
                     now: float) -> None:
+        """Log a task SES created; an `owned` list (one we made) is marked as used by it."""
         def work(cursor):
             cursor.execute(self._q("INSERT INTO sesmail_tasks (task_id, receiver_id, client, subject, owned,"
                                    " list_deleted, created_at) VALUES (?, ?, ?, ?, ?, 0, ?)"),
@@ -582,6 +794,12 @@ class SqlStore:
             self._run(work)
         except ConstraintViolation:
             pass  # already recorded (an adopted TaskId)
+        if owned:
+            def mark(cursor):
+                cursor.execute(self._q("UPDATE sesmail_lists SET task_id = ? WHERE receiver_id = ?"
+                                       " AND task_id IS NULL"), (task_id, receiver_id))
+
+            self._run(mark)
 
     def known_task_ids(self, task_ids: list[int]) -> set[int]:
         if not task_ids:
@@ -594,20 +812,86 @@ class SqlStore:
 
         return self._run(work)
 
-    def owned_lists(self, limit: int) -> list[dict]:
-        """Recipient lists we created whose deletion is still due, oldest first."""
+    def task_client(self, task_id: int) -> str | None:
+        """The client whose request created a task, if it is in our task log."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT client FROM sesmail_tasks WHERE task_id = ?"), (task_id,))
+            row = cursor.fetchone()
+            return row[0] if row else None
+
+        return self._run(work)
+
+    def owns_list(self, receiver_id: int, client: str) -> bool:
+        """Whether sesmail made this recipient list for `client`'s own inline recipients."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT 1 FROM sesmail_tasks WHERE receiver_id = ? AND client = ? AND owned = 1"),
+                           (receiver_id, client))
+            return cursor.fetchone() is not None
+
+        return self._run(work)
+
+    def owned_lists(self, limit: int, offset: int = 0) -> list[dict]:
+        """Recipient lists we created whose deletion is still due, oldest first (`offset` skips
+        the ones whose task is still running)."""
         def work(cursor):
             cursor.execute(self._q("SELECT task_id, receiver_id FROM sesmail_tasks WHERE owned = 1 AND"
-                                   " list_deleted = 0 ORDER BY created_at LIMIT ?"), (limit,))
+                                   " list_deleted = 0 ORDER BY created_at, task_id LIMIT ? OFFSET ?"),
+                           (int(limit), int(offset)))
             return [{"TaskId": int(row[0]), "ReceiverId": int(row[1])} for row in cursor.fetchall()]
 
         return self._run(work)
 
     def list_deleted(self, task_id: int) -> None:
+        """The list of a finished task was deleted at SES."""
         def work(cursor):
             cursor.execute(self._q("UPDATE sesmail_tasks SET list_deleted = 1 WHERE task_id = ?"), (task_id,))
+            cursor.execute(self._q("UPDATE sesmail_lists SET deleted = 1 WHERE task_id = ?"), (task_id,))
+
+        self._run(work, transaction=True)
+
+    # -- recipient lists we create --------------------------------------------------------------
+    def list_started(self, name: str, client: str, now: float, idem_scope: str | None = None,
+                     idem_key: str | None = None) -> None:
+        """Record a list about to be created (CreateReceiver, under this unique name): if the reply
+        is lost, the cleanup job still knows to look for it. `idem_scope`/`idem_key`: the
+        Idempotency-Key of the run, whose doubt may adopt a task on the list while it is pending."""
+        def work(cursor):
+            cursor.execute(self._q("INSERT INTO sesmail_lists (name, receiver_id, client, idem_scope, idem_key,"
+                                   " task_id, deleted, created_at) VALUES (?, NULL, ?, ?, ?, NULL, 0, ?)"),
+                           (name, client, idem_scope, idem_key, now))
 
         self._run(work)
+
+    def list_created(self, name: str, receiver_id: int) -> None:
+        """SES named the list: its ReceiverId."""
+        def work(cursor):
+            cursor.execute(self._q("UPDATE sesmail_lists SET receiver_id = ? WHERE name = ?"), (receiver_id, name))
+
+        self._run(work)
+
+    def list_gone(self, *, name: str | None = None, receiver_id: int | None = None) -> None:
+        """The list (by name or ReceiverId) no longer exists at SES: deleted, or never created."""
+        column, value = ("name", name) if name is not None else ("receiver_id", receiver_id)
+
+        def work(cursor):
+            cursor.execute(self._q(f"UPDATE sesmail_lists SET deleted = 1 WHERE {column} = ?"), (value,))
+
+        self._run(work)
+
+    def unused_lists(self, created_before: float, limit: int, offset: int = 0) -> list[dict]:
+        """Lists we created before a time that no recorded task uses and that still exist (as
+        far as we know), oldest first: {"Name", "ReceiverId" (None if CreateReceiver's reply was
+        lost), "Client", "IdemScope", "IdemKey", "CreatedAt"}."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT name, receiver_id, client, idem_scope, idem_key, created_at FROM"
+                                   " sesmail_lists WHERE created_at < ? AND task_id IS NULL AND deleted = 0"
+                                   " ORDER BY created_at, name LIMIT ? OFFSET ?"),
+                           (created_before, int(limit), int(offset)))
+            return cursor.fetchall()
+
+        return [{"Name": name, "ReceiverId": None if receiver_id is None else int(receiver_id), "Client": client,
+                 "IdemScope": scope, "IdemKey": key, "CreatedAt": float(created_at)}
+                for name, receiver_id, client, scope, key, created_at in self._run(work)]
 
     # -- digest items ---------------------------------------------------------------------------
     def queue_digest_items(self, rows: list[dict]) -> None:

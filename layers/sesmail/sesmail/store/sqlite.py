@@ -9,6 +9,7 @@ import time
 __all__ = ["SqliteDialect"]
 
 _BUSY_TIMEOUT_S = 10  # a writer waits this long for another (the local stack shares one file)
+_SCRUB_S = 2.0  # how long an erasure's checkpoint waits for readers of older snapshots
 
 
 class SqliteDialect:
@@ -34,6 +35,9 @@ class SqliteDialect:
         try:
             self._use_wal(connection)
             connection.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten rows are zeroed, not left in free space: an erased address
+            # must not stay readable in the file (some builds have this on by default, not all).
+            connection.execute("PRAGMA secure_delete=ON")
         except BaseException:
             connection.close()
             raise
@@ -54,6 +58,24 @@ class SqliteDialect:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
+
+    @staticmethod
+    def scrub(cursor) -> None:
+        """After an erasure: the write-ahead log still holds the pages as they were before it.
+        A TRUNCATE checkpoint copies the current pages into the database file (where secure_delete
+        has zeroed the deleted rows) and empties the log. A reader of an older snapshot (another
+        process on the same file) holds it back: try for a moment, then say so."""
+        deadline = time.monotonic() + _SCRUB_S
+        while True:
+            busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy or not busy[0] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if busy and busy[0]:
+            from .. import log
+
+            log.warning("the SQLite write-ahead log could not be emptied after an erasure: another connection"
+                        " is reading; the next checkpoint empties it")
 
     def begin(self, connection) -> None:
         # Take the write lock at once, so a read-then-write transaction cannot be overtaken.
