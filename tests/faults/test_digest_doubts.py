@@ -180,8 +180,8 @@ def test_digests_in_doubt_beside_sends_to_the_same_recipients_end_with_one_own_m
     rng = random.Random(SEED)
     items = digest_items()
     rng.shuffle(items)
-    # A wave of items before the first run, the others every two runs, while earlier digests (and
-    # their doubts) are under way.
+    # A wave of items before the first run, another after each of the next runs, while earlier
+    # digests (and their doubts) are under way.
     waves = [items[wave::WAVES] for wave in range(WAVES)]
     settings = config.load(os.path.join(ROOT, "functions", "batch"))
     digest.queue(settings, waves[0])

@@ -12,6 +12,7 @@ their items marked so; failed ones keep their items for the next run, up to an a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -49,6 +50,13 @@ def _definition(settings: Any, name: str) -> dict:
     if not isinstance(definition, dict):
         raise NotFound("no such digest in the config file", field="Digest")
     return definition
+
+
+def carrier_ref(digest: str, run: str, email: str) -> str:
+    """The sent log's reference for the mail carrying a recipient's items in one run: how a later
+    run knows that mail was sent even when marking its items was not saved. A hash: the sent log's
+    reference column holds no address."""
+    return "digest/" + hashlib.sha256(f"{digest}\n{run}\n{email}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _suppressed(settings: Any, store: Any, emails: list[str], marketing: bool) -> dict:
@@ -192,8 +200,10 @@ class _Sender:
         try:
             reply = self._ses().call("SendEmail", params, deadline, self.limiter)
         except OutcomeUnknown:
-            # Stays `sending` (resolved before it is tried again); the lease is left to expire with
-            # the window that resolution will search: the claim time plus the run's time limit.
+            # Stays `sending` (resolved before it is tried again). The lease is in doubt (nobody
+            # waits for it) until the window that resolution will search has passed: the claim
+            # time plus the run's time limit.
+            lease.doubt(lease.window_start + deadline.limit_s)
             self._count("Failed")
             return
         except SesmailError as exc:
@@ -210,18 +220,20 @@ class _Sender:
             return
         message_id = str(reply.get("MessageId") or "")
         self.store.record_sent(message_id, config.DIGEST_CLIENT, self.sender, [email], time.time(),
-                               release=lease.release_with)
+                               carrier_ref(self.name, self.run_key, email), release=lease.release_with)
         self.store.finish_digest_items(self.name, email, self.run_key, "sent", message_id)
         self._count("Sent")
 
 
 def _resolve_stale(call: Call, sender: _Sender) -> None:
-    """Items a dead run left `sending`: SES is asked whether that mail went out (SPEC 5)."""
+    """Items a dead run left `sending`: was their mail sent? Logged under its carrier reference (only
+    marking the items failed), or found in SES's status index; otherwise they are tried again."""
     from .sending import resolve_recipient
 
     for stale in sender.store.stale_digest_items(sender.name, time.time() - call.deadline.limit_s):
         verdict = resolve_recipient(call, sender.base["FromEmailAddress"], stale["Email"], stale["ClaimedAt"],
-                                    stale["ClaimedAt"] + call.deadline.limit_s)
+                                    stale["ClaimedAt"] + call.deadline.limit_s,
+                                    carrier_ref(sender.name, stale["Run"], stale["Email"]))
         if verdict is None:
             continue  # not settled yet: left as is for a later run
         if verdict:

@@ -199,15 +199,19 @@ def _status_rows(call: Call, sender: str, recipient: str, started: float, ended:
                   key=lambda row: row["RequestTime"])
 
 
-def resolve_recipient(call: Call, sender: str, recipient: str, started: float, ended: float) -> str | bool | None:
-    """For one recipient's in-doubt SendEmail (a digest's): its MessageId if SES sent it (adopted
-    into the sent log), False if it provably did not (refused, or no row once settled), None while
-    SES may still be settling."""
+def resolve_recipient(call: Call, sender: str, recipient: str, started: float, ended: float,
+                      ref: str) -> str | bool | None:
+    """For one recipient's in-doubt SendEmail (a digest's, recorded under `ref`): its MessageId if
+    SES sent it (logged under `ref` already, or adopted now), False if it provably did not
+    (refused, or no row once settled), None while SES may still be settling."""
     store = open_store(call.settings.database_url)
+    logged = store.sent_for_ref(ref, started - leases.CLOCK_SKEW_S)
+    if logged:
+        return logged  # sent and logged; only marking its items failed
     for row in _status_rows(call, rules.bare_address(sender), recipient, started, ended):
         if row.get("SendStatus") not in (0, None):
             return False
-        if _adopt(store, str(row["MessageId"]), config.DIGEST_CLIENT, rules.bare_address(sender), [recipient], None):
+        if _adopt(store, str(row["MessageId"]), config.DIGEST_CLIENT, rules.bare_address(sender), [recipient], ref):
             return str(row["MessageId"])
     return False if time.time() - ended >= call.settings.settle_seconds else None
 
