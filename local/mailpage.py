@@ -1,45 +1,102 @@
 """The mail page (`GET /` on the emulator) and the `/_local` JSON API beside it.
 
-The page is server-rendered HTML with plain forms for its buttons and a few lines of vanilla JS
-that reload it when a mail or an event arrives: no framework, nothing fetched from a CDN, so it
-works offline. A mail's HTML part is shown in a sandboxed iframe served with a CSP `sandbox`
-header, so a template's scripts never run in the page.
+The page is three static files beside this module (`mailpage.html`, `mailpage.css`,
+`mailpage.js`): no framework, nothing fetched from a CDN, so it works offline. Its script reads
+the JSON API below and builds every element with `textContent`, never `innerHTML`: subjects,
+addresses and template data are whatever a caller sent, and on a shared dev stack that may be
+someone's `<script>`. The page is served with a Content-Security-Policy that allows no inline
+script or style; a mail's HTML part is shown in a sandboxed iframe served with a CSP `sandbox`
+header, so a template's scripts never run in the page. The page polls `Version` (below) and
+refreshes the list and the open mail when it changes, without reloading itself.
 
 JSON API (PascalCase, as SES's own JSON):
-  GET    /_local/messages[?limit=50&offset=0]   newest first: {"Messages": [...], "Total", "Version"}
+  GET    /_local/messages                       newest first: {"Messages": [...], "Total", "Cursor", "Version"}
+           ?limit=50&offset=0                   page (limit 0 to 1000; 0 answers only the counts)
+           &q=words                             each word in the subject, sender or a recipient;
+                                                `to:`, `subject:`, `from:`, `is:<state>` narrow a
+                                                word, "quoted words" stay together
+           &to=&subject=&from=&state=           the same, one field each
+           &since=<Id>                          only mails newer than that Id (`Cursor` is the newest Id)
   GET    /_local/messages/<id>                  one mail (<id>: page Id, MessageId, or `latest`)
   GET    /_local/messages/<id>/raw              the .eml; /html the HTML part; /attachments/<n>
-  POST   /_local/messages/<id>/events           {"Event": "open"|"click"|"bounce"|"softbounce"|
-                                                 "complaint"|"unsubscribe"|..., "Email"?, "Link"?}
+  POST   /_local/messages/<id>/events           JSON {"Event": "open", "Email"?, "Link"?} or the same as
+                                                form fields (`curl -d Event=open`; `kind` for Event)
   DELETE /_local/messages                       forget every mail and event
   GET    /_local/templates                      loaded templates with IDs, status and variables
   GET|POST|DELETE /_local/chaos                 random faults ({"Chaos": "<spec>"}, see local.chaos)
   GET    /_local/timers, POST /_local/timers/<TriggerName>   list timers, fire one now
   GET    /_local/health                         {"Status": "ok"}
+
+A state filter (`state=`, `is:`) keeps the mails with at least one event of that name by now,
+for any recipient; `queued` keeps those with no delivery outcome yet. Each mail carries `State`,
+its delivery outcome (the last of delivered, bounce, dropped, deferred), and `Badge`, the most
+telling event of any of its recipients, which the list shows (BADGE_RANK).
+
+POST, PUT and DELETE under `/_local` from another web origin are refused: a page on the web must
+not clear or fake a developer's mail through their browser.
 """
 
 from __future__ import annotations
 
-import html
 import json
+import os
+import re
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
-from . import rendering
+from . import delivery, rendering
 
 if TYPE_CHECKING:
     from .ses_emulator import SesEmulator
 
-__all__ = ["handle", "message_json", "messages_json"]
+__all__ = ["BADGE_RANK", "STATES", "badge_of", "handle", "message_json", "messages_json", "parse_search"]
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 Answer = tuple[int, str, bytes, dict[str, str]]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The list's badge: the most telling event of any recipient, most telling first. A spam report
+# hurts the sender's reputation most and suppresses the address; an unsubscribe is the recipient
+# saying no; a bounce or drop means the mail never arrived; a click says more than an open, and
+# either more than "delivered" (which both imply); "deferred" only until the delivery comes. With
+# no event yet the badge is "queued". One bounced recipient of three shows "bounce".
+BADGE_RANK = ("spamreport", "unsubscribe", "bounce", "dropped", "click", "open", "delivered", "deferred")
+# What the state filter takes: every event name, and `queued` (no delivery outcome yet).
+STATES = ("queued", "delivered", "deferred", "bounce", "dropped", "open", "click", "spamreport", "unsubscribe")
+DELIVERY_OUTCOMES = ("delivered", "bounce", "dropped", "deferred")
+# Words a person types for a state (`is:bounced`, `is:spam`), to the event names.
+STATE_ALIASES = {"bounced": "bounce", "opened": "open", "clicked": "click", "spam": "spamreport",
+                 "complaint": "spamreport", "unsubscribed": "unsubscribe", "sent": "delivered"}
+LIST_PARAMS = ("limit", "offset", "q", "to", "subject", "from", "state", "since")
+MAX_LIMIT = 1000
+MAX_INDEX = 10**12  # offsets and Ids: far above any local store, far below SQLite's integer range
+MAX_TERMS = 20  # each term is a few SQL parameters; old SQLite builds allow 999 per statement
+
+# The page is this origin's script and style only: no inline script, no inline style, no plugin.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+ASSETS = {"page.js": ("mailpage.js", "text/javascript; charset=utf-8"),
+          "page.css": ("mailpage.css", "text/css; charset=utf-8")}
+
+# The events endpoint's fields, by lower-cased name (`kind` is what people type into curl).
+EVENT_FIELDS = {"event": "Event", "kind": "Event", "email": "Email", "link": "Link"}
+EVENT_USAGE = ('send JSON {"Event": "open", "Email": "<a recipient>", "Link": "<url>"} (Email and Link optional) '
+               "or the same as form fields, e.g. curl -d Event=open (kind= also names the event)")
+
+
+class Refusal(Exception):
+    """A request the API answers with a 4xx and a message naming the field and the rule."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
 def _json(status: int, body: Any, headers: Optional[dict[str, str]] = None) -> Answer:
-    return status, JSON, json.dumps(body, ensure_ascii=False).encode("utf-8"), headers or {}
+    return status, JSON, json.dumps(body, ensure_ascii=False).encode("utf-8"), dict(
+        {"X-Content-Type-Options": "nosniff"}, **(headers or {}))
 
 
 def _error(status: int, code: str, message: str) -> Answer:
@@ -67,9 +124,15 @@ def _events_of(emu: SesEmulator, message_ids: list[str]) -> dict[str, list[dict[
     return out
 
 
+def badge_of(events: list[dict[str, Any]]) -> str:
+    """The most telling event name among `events` (BADGE_RANK), or `queued`."""
+    names = {e["Event"] for e in events}
+    return next((name for name in BADGE_RANK if name in names), "queued")
+
+
 def _summary(row: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
     source = json.loads(row["source"])
-    finals = [e["Event"] for e in events if e["Event"] in ("delivered", "bounce", "dropped", "deferred")]
+    finals = [e["Event"] for e in events if e["Event"] in DELIVERY_OUTCOMES]
     return {
         "Id": row["id"], "MessageId": row["message_id"], "Action": row["action"], "TaskId": row["task_id"],
         "From": source.get("From"), "To": source.get("To", []), "Cc": source.get("Cc", []),
@@ -77,15 +140,23 @@ def _summary(row: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
         "Date": _iso(row["request_time"]), "RequestTime": int(row["request_time"]),
         "TemplateID": row["template_id"], "TemplateName": source.get("TemplateName"),
         "TemplateData": source.get("TemplateData"), "State": finals[-1] if finals else "queued",
-        "Events": events,
+        "Badge": badge_of(events), "Events": events,
     }
 
 
-def messages_json(emu: SesEmulator, limit: int = 50, offset: int = 0) -> dict[str, Any]:
-    rows = emu.store.messages(limit, offset)
+def messages_json(emu: SesEmulator, limit: int = 50, offset: int = 0,
+                  search: Optional[dict[str, list[str]]] = None, since: int = 0) -> dict[str, Any]:
+    """The list the page and `GET /_local/messages` show; `search` as parse_search returns it."""
+    terms = search or {}
+    states = terms.get("state", [])
+    now = emu.clock()
+    total, rows = emu.store.search_messages(
+        now, words=terms.get("words", []), to=terms.get("to", []), subject=terms.get("subject", []),
+        sender=terms.get("from", []), events_all=[s for s in states if s != "queued"],
+        events_none=DELIVERY_OUTCOMES if "queued" in states else (), since_id=since, limit=limit, offset=offset)
     events = _events_of(emu, [r["message_id"] for r in rows])
-    return {"Messages": [_summary(r, events[r["message_id"]]) for r in rows], "Total": emu.store.message_count(),
-            "Version": emu.store.version()}
+    return {"Messages": [_summary(r, events[r["message_id"]]) for r in rows], "Total": total,
+            "Cursor": emu.store.newest_id(), "Version": emu.store.version_at(now)}
 
 
 def message_json(emu: SesEmulator, key: str) -> Optional[dict[str, Any]]:
@@ -109,21 +180,101 @@ def templates_json(emu: SesEmulator) -> dict[str, Any]:
          "HasHtml": bool(r["html"]), "HasText": bool(r["text"])} for r in rows]}
 
 
+# ---- search -----------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r'(?:(to|subject|from|is|state):)?(?:"([^"]*)"?|(\S+))', re.IGNORECASE)
+
+
+def _state(value: str, field: str) -> str:
+    name = STATE_ALIASES.get(value.lower(), value.lower())
+    if name not in STATES:
+        raise Refusal(400, "InvalidParameterValue", f"`{field}` must be one of {', '.join(STATES)}")
+    return name
+
+
+def parse_search(q: str = "", **fields: str) -> dict[str, list[str]]:
+    """Search terms by field (words, to, subject, from, state) from a Mailpit-like query
+    (`ada to:example.com is:bounced "order 1001"`) plus single fields (`to=`, `subject=`, ...)."""
+    terms: dict[str, list[str]] = {"words": [], "to": [], "subject": [], "from": [], "state": []}
+    for match in _TOKEN.finditer(q):
+        prefix, quoted, bare = match.group(1), match.group(2), match.group(3)
+        value = (quoted if quoted is not None else bare or "").strip()
+        if not value:
+            continue
+        field = (prefix or "words").lower()
+        if field in ("is", "state"):
+            terms["state"].append(_state(value, "q"))
+        else:
+            terms[field].append(value)
+    for field, value in fields.items():
+        if value.strip():
+            terms[field].append(_state(value.strip(), field) if field == "state" else value.strip())
+    if sum(len(values) for values in terms.values()) > MAX_TERMS:
+        raise Refusal(400, "InvalidParameterValue", f"a search takes at most {MAX_TERMS} terms")
+    return terms
+
+
+def _whole(args: dict[str, str], name: str, default: int, top: int) -> int:
+    text = args.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) > top:
+        raise Refusal(400, "InvalidParameterValue", f"`{name}` must be a whole number from 0 to {top}")
+    return int(text)
+
+
+def _list(emu: SesEmulator, args: dict[str, str]) -> Answer:
+    unknown = sorted(set(args) - set(LIST_PARAMS))
+    if unknown:
+        raise Refusal(400, "UnknownParameter", f"unknown parameter `{unknown[0][:40]}`; this list takes "
+                      + ", ".join(LIST_PARAMS))
+    search = parse_search(args.get("q", ""), to=args.get("to", ""), subject=args.get("subject", ""),
+                          **{"from": args.get("from", "")}, state=args.get("state", ""))
+    return _json(200, messages_json(emu, _whole(args, "limit", 50, MAX_LIMIT), _whole(args, "offset", 0, MAX_INDEX),
+                                    search, _whole(args, "since", 0, MAX_INDEX)), {"Cache-Control": "no-store"})
+
+
 # ---- routing ------------------------------------------------------------------------------------
 
 def handle(emu: SesEmulator, method: str, path: str, query: str, headers: Any, body: bytes) -> Answer:
-    args = {k: v[-1] for k, v in parse_qs(query).items()}
+    args = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     parts = [p for p in path.split("/") if p]
     try:
         if method in ("GET", "HEAD") and not parts:
-            return 200, HTML, page(emu, args.get("id")).encode("utf-8"), {"Cache-Control": "no-store"}
+            return 200, HTML, _asset("mailpage.html"), {
+                "Cache-Control": "no-store", "Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer"}
         if method == "GET" and parts == ["favicon.ico"]:
             return 204, "image/x-icon", b"", {}
         if parts[:1] != ["_local"]:
             return _error(404, "ResourceNotFound", "no such page")
+        if method not in ("GET", "HEAD") and _cross_origin(headers):
+            return _error(403, "UnauthorizedOperation", "requests that change mail must come from this "
+                          "page's own origin or from a tool that sends no Origin header (curl, scripts)")
+        if method in ("GET", "HEAD") and len(parts) == 2 and parts[1] in ASSETS:
+            name, ctype = ASSETS[parts[1]]
+            return 200, ctype, _asset(name), {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
         return _local(emu, method, parts[1:], args, headers, body)
+    except Refusal as exc:
+        return _error(exc.status, exc.code, exc.message)
     except ValueError as exc:
         return _error(400, "InvalidParameter", str(exc))
+
+
+def _asset(name: str) -> bytes:
+    """A page file, read on each request so an edit shows on the next reload."""
+    with open(os.path.join(HERE, name), "rb") as handle:
+        return handle.read()
+
+
+def _cross_origin(headers: Any) -> bool:
+    """True for a browser request sent by a page of another origin (what a CSRF is)."""
+    if (headers.get("Sec-Fetch-Site") or "").lower() in ("cross-site", "same-site"):
+        return True
+    origin = headers.get("Origin")
+    if origin is None:
+        return False  # curl, scripts, SDKs; and browsers on same-origin GETs
+    return origin == "null" or urlsplit(origin).netloc.lower() != (headers.get("Host") or "").lower()
 
 
 def _local(emu: SesEmulator, method: str, parts: list[str], args: dict[str, str], headers: Any,
@@ -135,7 +286,9 @@ def _local(emu: SesEmulator, method: str, parts: list[str], args: dict[str, str]
             count = emu.store.message_count()
             emu.store.clear_mail()
             return _json(200, {"Deleted": count})
-        return _json(200, messages_json(emu, int(args.get("limit", 50)), int(args.get("offset", 0))))
+        if method in ("GET", "HEAD"):
+            return _list(emu, args)
+        return _error(405, "UnsupportedOperation", "/_local/messages takes GET (the list) or DELETE (clear all)")
     if parts[:1] == ["messages"] and len(parts) >= 2:
         return _message_route(emu, method, parts[1], parts[2:], headers, body)
     if parts == ["templates"]:
@@ -170,10 +323,51 @@ def _chaos_spec(headers: Any, body: bytes) -> str:
     return text
 
 
+def _event_fields(headers: Any, body: bytes) -> dict[str, str]:
+    """Event, Email and Link from a JSON body or form fields (what `curl -d` sends), by name."""
+    ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refusal(400, "InvalidParameter", "the body is not UTF-8; " + EVENT_USAGE) from None
+    items: list[tuple[str, Any]]
+    if "json" in ctype or text.lstrip().startswith(("{", "[")):  # `curl -d '{...}'` says it is a form
+        try:
+            parsed = json.loads(text or "{}")
+        except ValueError:
+            raise Refusal(400, "InvalidParameter", "the body is not valid JSON; " + EVENT_USAGE) from None
+        if not isinstance(parsed, dict):
+            raise Refusal(400, "InvalidParameter", "the JSON body must be an object; " + EVENT_USAGE)
+        items = list(parsed.items())
+    elif ctype in ("", "application/x-www-form-urlencoded", "text/plain"):
+        items = parse_qsl(text.strip(), keep_blank_values=True)
+    else:
+        raise Refusal(400, "InvalidParameter", "the body must be application/json or "
+                      "application/x-www-form-urlencoded; " + EVENT_USAGE)
+    fields: dict[str, str] = {}
+    for key, value in items:
+        name = EVENT_FIELDS.get(str(key).lower())
+        if name is not None and value is None:
+            continue  # JSON null: as if absent
+        if name is None:
+            raise Refusal(400, "UnknownParameter", f"unknown field `{str(key)[:40]}`; " + EVENT_USAGE)
+        if not isinstance(value, str):
+            raise Refusal(400, "InvalidParameterValue", f"`{name}` must be a string; " + EVENT_USAGE)
+        if name in fields and fields[name] != value:
+            raise Refusal(400, "InvalidParameter", f"`{name}` is given twice with different values")
+        fields[name] = value.strip()
+    if not fields.get("Event"):
+        raise Refusal(400, "MissingParameter", "`Event` is required, one of "
+                      + ", ".join(delivery.SIMULATED) + "; " + EVENT_USAGE)
+    if fields["Event"] not in delivery.SIMULATED:
+        raise Refusal(400, "InvalidParameterValue", "`Event` must be one of " + ", ".join(delivery.SIMULATED))
+    return fields
+
+
 def _message_route(emu: SesEmulator, method: str, key: str, rest: list[str], headers: Any, body: bytes) -> Answer:
     row = emu.store.message(key)
     if row is None:
-        return _error(404, "ResourceNotFound", f"no mail {key!r}")
+        return _error(404, "ResourceNotFound", "no such mail (the list is GET /_local/messages)")
     if not rest and method in ("GET", "HEAD"):
         return _json(200, message_json(emu, str(row["id"])))
     if rest == ["raw"]:
@@ -191,120 +385,19 @@ def _message_route(emu: SesEmulator, method: str, key: str, rest: list[str], hea
         if index >= len(attachments):
             return _error(404, "ResourceNotFound", "no such attachment")
         item = attachments[index]
+        # A download, never a page of this origin, whatever type the sender claimed.
         return 200, item["ContentType"], item["Content"], {
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(item['FileName'])}"}
-    if rest == ["events"] and method == "POST":
-        form = "application/x-www-form-urlencoded" in (headers.get("Content-Type") or "")
-        if form:
-            fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8")).items()}
-        else:
-            fields = json.loads(body or b"{}")
-            if not isinstance(fields, dict):
-                raise ValueError('expected {"Event": "...", "Email"?: "...", "Link"?: "..."}')
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(item['FileName'])}",
+            "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+    if rest == ["events"]:
+        if method != "POST":
+            return _error(405, "UnsupportedOperation", "events are simulated with POST; " + EVENT_USAGE)
+        fields = _event_fields(headers, body)
         try:
-            payload = emu.simulate(str(row["id"]), str(fields.get("Event", "")), fields.get("Email") or None,
+            payload = emu.simulate(str(row["id"]), fields["Event"], fields.get("Email") or None,
                                    fields.get("Link") or None)
-        except ValueError as exc:
-            if form:
-                raise
-            return _error(400, "InvalidParameterValue", str(exc))
-        if form:  # the page's buttons: back to the mail, which now shows the event
-            return 303, HTML, b"", {"Location": f"/?id={row['id']}"}
+        except ValueError:  # the kind was checked: the address is not one of this mail's recipients
+            return _error(400, "InvalidParameterValue", "`Email` must be a recipient of this mail (To, Cc or Bcc)")
         return _json(200, {"Event": payload})
     return _error(405 if not rest else 404, "UnsupportedOperation" if not rest else "ResourceNotFound",
                   "no such route")
-
-
-# ---- the page ----------------------------------------------------------------------------------------
-
-STYLE = """
-*{box-sizing:border-box}body{margin:0;font:14px/1.4 system-ui,sans-serif;color:#1d2330;background:#f3f5f8}
-header{display:flex;align-items:center;gap:16px;padding:10px 18px;background:#1d2330;color:#fff}
-header h1{font-size:16px;margin:0}header .info{opacity:.75;font-size:12px;flex:1}
-header button{background:#fff;border:0;border-radius:4px;padding:5px 10px;cursor:pointer}
-main{display:flex;height:calc(100vh - 48px)}
-nav{width:360px;overflow:auto;border-right:1px solid #d6dbe3;background:#fff}
-nav a{display:block;padding:9px 14px;border-bottom:1px solid #eef0f4;color:inherit;text-decoration:none}
-nav a.sel{background:#e7efff}nav a:hover{background:#f3f6fb}
-nav .subj{font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-nav .meta{font-size:12px;color:#5b6477;display:flex;justify-content:space-between;gap:8px}
-.badge{display:inline-block;padding:0 6px;border-radius:8px;font-size:11px;background:#e3e6ec}
-.delivered{background:#d8f3dc}.bounce,.dropped,.spamreport{background:#ffd9d9}.deferred,.queued{background:#fff1c7}
-.open,.click,.unsubscribe{background:#dde8ff}
-section{flex:1;overflow:auto;padding:16px 22px}section h2{margin:0 0 8px;font-size:18px}
-table{border-collapse:collapse;width:100%;margin:6px 0 14px;background:#fff}
-td,th{border:1px solid #e3e6ec;padding:4px 8px;text-align:left;vertical-align:top;font-size:13px}
-th{background:#f7f8fa;width:140px}iframe{width:100%;height:420px;border:1px solid #d6dbe3;background:#fff}
-pre{background:#fff;border:1px solid #e3e6ec;padding:10px;white-space:pre-wrap;margin:6px 0 14px}
-.actions{display:flex;gap:6px;align-items:center;flex-wrap:wrap;margin:8px 0 14px}
-.actions button{padding:5px 12px;border:1px solid #b9c1cf;border-radius:4px;background:#fff;cursor:pointer}
-.actions button:hover{background:#eef2f9}h3{margin:14px 0 4px;font-size:14px}.empty{padding:40px;color:#5b6477}
-"""
-
-SCRIPT = """
-(function(){var version=%s;setInterval(function(){fetch('/_local/messages?limit=1').then(function(r){
-return r.json()}).then(function(d){if(d.Version!==version){location.reload()}}).catch(function(){})},1500)})();
-function clearAll(){fetch('/_local/messages',{method:'DELETE'}).then(function(){location.href='/'})}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def page(emu: SesEmulator, selected: Optional[str]) -> str:
-    listing = messages_json(emu, 200)
-    items = listing["Messages"]
-    current = message_json(emu, selected) if selected else (message_json(emu, "latest") if items else None)
-    nav = []
-    for item in items:
-        chosen = current is not None and item["Id"] == current["Id"]
-        to = ", ".join(item["To"] or item["Cc"] or item["Bcc"])
-        nav.append(f'<a href="/?id={item["Id"]}" class="{"sel" if chosen else ""}" data-id="{item["Id"]}">'
-                   f'<div class="subj">{_e(item["Subject"])}</div><div class="meta"><span>{_e(to)}</span>'
-                   f'<span class="badge {_e(item["State"])}">{_e(item["State"])}</span></div>'
-                   f'<div class="meta"><span>{_e(item["Date"])}</span><span>{len(item["Events"])} events</span>'
-                   f'</div></a>')
-    total = f'{listing["Total"]} mail{"" if listing["Total"] == 1 else "s"}'
-    detail = _detail(current) if current else '<div class="empty">No mail yet. Send one through the gateway.</div>'
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sesmail local mail</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
-            f'<body><header><h1>sesmail · local mail</h1><span class="info">{total} · SES emulator '
-            f'{_e(emu.url)} · nothing here leaves this machine</span>'
-            f'<button type="button" onclick="clearAll()">Clear all</button></header>'
-            f'<main><nav id="messages">{"".join(nav)}</nav><section id="message">{detail}</section></main>'
-            f'<script>{SCRIPT % json.dumps(listing["Version"])}</script></body></html>')
-
-
-def _detail(m: dict[str, Any]) -> str:
-    def row(name: str, value: Any) -> str:
-        return f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" if value not in (None, "", []) else ""
-
-    recipients = m["To"] + m["Cc"] + m["Bcc"]
-    options = "".join(f'<option value="{_e(r)}">{_e(r)}</option>' for r in recipients)
-    buttons = "".join(f'<button type="submit" name="Event" value="{kind}">{label}</button>'
-                      for kind, label in (("open", "Open"), ("click", "Click"), ("bounce", "Bounce"),
-                                          ("softbounce", "Soft bounce"), ("complaint", "Complaint"),
-                                          ("unsubscribe", "Unsubscribe")))
-    events = "".join(
-        f'<tr><td>{_e(_iso(e["Timestamp"]))}</td><td><span class="badge {_e(e["Event"])}">{_e(e["Event"])}</span>'
-        f'</td><td>{_e(e["Email"])}</td><td>{_e(e["BounceType"] or e["Link"] or e["Reason"])}</td>'
-        f'<td>{_e(e["Callback"])}{" · " + _e(e["CallbackError"]) if e["CallbackError"] else ""}</td></tr>'
-        for e in m["Events"])
-    headers = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in m["Headers"])
-    attachments = "".join(f'<li><a href="{_e(a["Url"])}">{_e(a["FileName"])}</a> ({_e(a["ContentType"])}, '
-                          f'{a["Size"]} bytes)</li>' for a in m["Attachments"])
-    template = f'{m["TemplateID"]} ({m["TemplateName"]})' if m["TemplateName"] else m["TemplateID"]
-    return (f'<h2 id="subject">{_e(m["Subject"])}</h2><table>'
-            f'{row("From", m["From"])}{row("To", ", ".join(m["To"]))}{row("Cc", ", ".join(m["Cc"]))}'
-            f'{row("Bcc", ", ".join(m["Bcc"]))}{row("Reply-To", m["ReplyTo"])}{row("Date", m["Date"])}'
-            f'{row("MessageId", m["MessageId"])}{row("TaskId", m["TaskId"])}{row("Template", template)}'
-            f'{row("TemplateData", json.dumps(m["TemplateData"], ensure_ascii=False))}</table>'
-            f'<form class="actions" method="post" action="/_local/messages/{m["Id"]}/events">'
-            f'<span>Simulate for</span><select name="Email">{options}</select>{buttons}</form>'
-            f'<h3>Events</h3><table id="events"><tr><th>Time (UTC)</th><th>Event</th><th>Recipient</th>'
-            f'<th>Detail</th><th>Callback</th></tr>{events}</table>'
-            f'<h3>HTML</h3><iframe sandbox title="HTML part" src="/_local/messages/{m["Id"]}/html"></iframe>'
-            f'<h3>Text</h3><pre>{_e(m["Text"])}</pre>'
-            f'<h3>Attachments</h3>{"<ul>" + attachments + "</ul>" if attachments else "<p>none</p>"}'
-            f'<h3>Headers <a href="{_e(m["Raw"])}">(download .eml)</a></h3><table>{headers}</table>')

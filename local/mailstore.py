@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 __all__ = ["MailStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: senders.smtp_password, blacklist_changes
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,7 +72,16 @@ CREATE TABLE IF NOT EXISTS templates (
 CREATE TABLE IF NOT EXISTS senders (
     address TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    smtp_password TEXT
+);
+CREATE TABLE IF NOT EXISTS blacklist_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    email TEXT NOT NULL,
+    email_lc TEXT NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS receivers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -117,6 +126,11 @@ CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, next_run);
 FIRST_API_TEMPLATE_ID = 1000
 
 
+def _like(term: str) -> str:
+    """A LIKE pattern matching `term` anywhere, its own `%`, `_` and `\\` taken literally."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 class MailStore:
     def __init__(self, path: Optional[str] = None) -> None:
         self.path = path or ":memory:"
@@ -131,6 +145,10 @@ class MailStore:
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path} was written by a newer sesmail (schema {version})")
             self._db.executescript(SCHEMA)
+            if version < 2:  # a data dir of schema 1 has senders without the SMTP password
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(senders)")}
+                if "smtp_password" not in columns:
+                    self._db.execute("ALTER TABLE senders ADD COLUMN smtp_password TEXT")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -220,6 +238,55 @@ class MailStore:
                         " (SELECT COALESCE(MAX(id), 0) FROM events), (SELECT COUNT(*) FROM events)")
         return "-".join(str(v) for v in row) if row else "0"
 
+    def version_at(self, now: float) -> str:
+        """`version()`, also changed by an event coming due by `now` (a deferred mail's later
+        delivery) and by a callback settling (posted, failed)."""
+        with self._lock:
+            row = self._db.execute("SELECT (SELECT COUNT(*) FROM events WHERE due <= ?),"
+                                   " (SELECT COUNT(*) FROM events WHERE callback != 'pending')", (now,)).fetchone()
+            return f"{self.version()}-{row[0]}-{row[1]}"
+
+    def search_messages(self, now: float, *, words: Iterable[str] = (), to: Iterable[str] = (),
+                        subject: Iterable[str] = (), sender: Iterable[str] = (), events_all: Iterable[str] = (),
+                        events_none: Iterable[str] = (), since_id: int = 0, limit: int = 50,
+                        offset: int = 0) -> tuple[int, list[sqlite3.Row]]:
+        """(how many match, the page of them newest first). Every condition must hold: each of
+        `words` is part of the subject, the sender or a recipient; each of `to`, `subject`, `sender`
+        part of that field (case-insensitive for ASCII, as SQLite's LIKE); the mail has an event of
+        each name in `events_all` and none of `events_none` that happened by `now`; its id is
+        above `since_id`."""
+        where = ["m.id > ?"]
+        args: list[Any] = [since_id]
+        rcpt = "EXISTS (SELECT 1 FROM rcpts r WHERE r.message_id = m.message_id AND r.email_lc LIKE ? ESCAPE '\\')"
+        for word in words:
+            where.append(f"(m.subject LIKE ? ESCAPE '\\' OR m.sender LIKE ? ESCAPE '\\' OR {rcpt})")
+            args += [_like(word), _like(word), _like(word.lower())]
+        for column, terms in (("m.subject", subject), ("m.sender", sender)):
+            for term in terms:
+                where.append(f"{column} LIKE ? ESCAPE '\\'")
+                args.append(_like(term))
+        for term in to:
+            where.append(rcpt)
+            args.append(_like(term.lower()))
+        happened = "SELECT 1 FROM events e WHERE e.message_id = m.message_id AND e.due <= ?"
+        for event in events_all:
+            where.append(f"EXISTS ({happened} AND e.event = ?)")
+            args += [now, event]
+        none = list(events_none)
+        if none:
+            where.append(f"NOT EXISTS ({happened} AND e.event IN ({','.join('?' * len(none))}))")
+            args += [now, *none]
+        sql = " AND ".join(where)
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM messages m WHERE {sql}", args).fetchone()
+            rows = self._db.execute(f"SELECT m.* FROM messages m WHERE {sql} ORDER BY m.id DESC LIMIT ? OFFSET ?",
+                                    [*args, limit, offset]).fetchall()
+        return int(total[0]), rows
+
+    def newest_id(self) -> int:
+        row = self._one("SELECT COALESCE(MAX(id), 0) FROM messages")
+        return int(row[0]) if row else 0
+
     def set_mime(self, row_id: int, mime: bytes) -> None:
         self._run("UPDATE messages SET mime = ? WHERE id = ?", (mime, row_id))
 
@@ -232,7 +299,7 @@ class MailStore:
 
     def clear_mail(self) -> None:
         with self.transaction() as db:
-            for table in ("messages", "rcpts", "events"):
+            for table in ("messages", "rcpts", "events", "blacklist_changes"):
                 db.execute(f"DELETE FROM {table}")
 
     def count_to(self, email_lc: str, since: float) -> int:
@@ -244,6 +311,18 @@ class MailStore:
         row = self._one("SELECT COUNT(*) FROM rcpts WHERE request_time >= ? AND request_time < ?"
                         " AND send_status = 0", (start, end))
         return int(row[0]) if row else 0
+
+    def volume_rows(self, start: float, end: float) -> list[sqlite3.Row]:
+        """Every recipient of a mail requested in [start, end), with the mail's sender."""
+        return self._all("SELECT r.message_id, r.email_lc, r.request_time, r.send_status, m.sender FROM rcpts r"
+                         " JOIN messages m ON m.message_id = r.message_id"
+                         " WHERE r.request_time >= ? AND r.request_time < ?", (start, end))
+
+    def volume_events(self, start: float, end: float, now: float) -> list[sqlite3.Row]:
+        """The events that happened by `now` to mails requested in [start, end)."""
+        return self._all("SELECT message_id, email, event FROM events WHERE due <= ? AND message_id IN"
+                         " (SELECT message_id FROM rcpts WHERE request_time >= ? AND request_time < ?)",
+                         (now, start, end))
 
     def status_rows(self, start: float, end: float, message_id: Optional[str], to_lc: Optional[str],
                     limit: int, offset: int) -> list[sqlite3.Row]:
@@ -342,6 +421,24 @@ class MailStore:
 
     def clear_senders(self) -> None:
         self._run("DELETE FROM senders")
+
+    def set_smtp_password(self, address: str, password: str) -> int:
+        return self._run("UPDATE senders SET smtp_password = ? WHERE address = ?", (password, address.lower()))
+
+    # ---- the blocklist ----------------------------------------------------------------------------
+
+    def bounces(self, now: float) -> list[sqlite3.Row]:
+        """Bounce events that happened by `now`, oldest first (their payload tells hard from soft)."""
+        return self._all("SELECT email, due, payload FROM events WHERE event = 'bounce' AND due <= ? ORDER BY due, id",
+                         (now,))
+
+    def add_blacklist_change(self, email: str, at: float, kind: str, reason: str = "") -> None:
+        """`kind` "add" (listed from `at`) or "remove" (off the list from `at`)."""
+        self._run("INSERT INTO blacklist_changes (email, email_lc, at, kind, reason) VALUES (?,?,?,?,?)",
+                  (email, email.lower(), at, kind, reason))
+
+    def blacklist_changes(self, now: float) -> list[sqlite3.Row]:
+        return self._all("SELECT * FROM blacklist_changes WHERE at <= ? ORDER BY at, id", (now,))
 
     # ---- recipient lists ----------------------------------------------------------------------------
 

@@ -1,12 +1,17 @@
 """What the local stack takes from `serverless.yml`: each function's handler, time limit, and timers.
 
-Reads the forms Tencent's Serverless Cloud Framework documents (tencent-facts 6.1, 6.2): one or
-more `component: scf` documents (in `serverless.yml`, or in `functions/<name>/serverless.yml`),
-and `component: multi-scf` with `inputs.functions` and `inputs.triggers`. `${env:NAME}` takes
-the environment's value; anything unresolved falls back to the component's documented default.
-A function found under `functions/<name>/index.py` but in no YAML file runs with
-`index.main_handler` and a 30 s limit, so a function being written is served before it is
-deployable. The route a function serves comes from SPEC 3.6's table, keyed by its folder name.
+Reads the forms Tencent's Serverless Cloud Framework documents (serverless-components/tencent-scf
+and tencent-multi-scf, docs/configure.md): one or more `component: scf` documents (in
+`serverless.yml`, or in `functions/<name>/serverless.yml`), and `component: multi-scf` with
+`inputs.functions` and `inputs.triggers`. `${env:NAME}` takes the environment's value; anything
+unresolved falls back to the component's documented default. A function found under
+`functions/<name>/index.py` but in no YAML file runs with `index.main_handler` and a 30 s limit, so
+a function being written is served before it is deployable. The routes a function serves are the
+gateway's table (local/gateway.py), keyed by its folder name.
+
+A failed timer run is retried as SCF retries asynchronous invocations: twice, SCF's default. The
+component applies `retryNum` (and `msgTTL`) only with `asyncRunEnable: true`, so they count here
+only then; without it they are reported as having no effect.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ __all__ = ["FunctionSpec", "read"]
 
 DEFAULT_HANDLER = "index.main_handler"
 COMPONENT_TIMEOUT = 3  # seconds: the scf component's documented default
+ASYNC_RETRIES = 2  # SCF's default retries of a failed asynchronous (timer) run
 UNDECLARED_TIMEOUT = 30  # a function no YAML mentions yet
 _ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -61,6 +67,17 @@ def _int(value: Any, default: int) -> int:
         return default
 
 
+def _retries(inputs: dict[str, Any], where: str, problems: list[str]) -> int:
+    """`retryNum` where the component applies it (`asyncRunEnable: true`), else SCF's default."""
+    if _resolve(inputs.get("asyncRunEnable")) in (True, "true", "TRUE"):
+        return _int(inputs.get("retryNum"), ASYNC_RETRIES)
+    ignored = [key for key in ("retryNum", "msgTTL") if key in inputs]
+    if ignored:
+        problems.append(f"{where}: {' and '.join(ignored)} take effect only with asyncRunEnable: true; SCF keeps its"
+                        f" defaults ({ASYNC_RETRIES} retries, 6 h)")
+    return ASYNC_RETRIES
+
+
 def _src_dir(src: Any, base: str) -> Optional[str]:
     if isinstance(src, dict):
         src = src.get("src")
@@ -97,7 +114,7 @@ def _scf(doc: dict[str, Any], path: str, root: str, problems: list[str]) -> tupl
         _resolve(doc.get("name")) or os.path.basename(src))
     spec = FunctionSpec(name, src, str(_resolve(inputs.get("handler")) or DEFAULT_HANDLER),
                         _int(inputs.get("timeout"), COMPONENT_TIMEOUT), _int(inputs.get("memorySize"), 128),
-                        _int(inputs.get("retryNum"), 2), path)
+                        _retries(inputs, name, problems), path)
     timers = []
     for index, event in enumerate(inputs.get("events") or []):
         if isinstance(event, dict) and "timer" in event:
@@ -121,7 +138,7 @@ def _multi_scf(doc: dict[str, Any], path: str, root: str,
         specs.append(FunctionSpec(name, src, str(_resolve(fn.get("handler")) or DEFAULT_HANDLER),
                                   _int(fn.get("timeout", inputs.get("timeout")), COMPONENT_TIMEOUT),
                                   _int(fn.get("memorySize", inputs.get("memorySize")), 128),
-                                  _int(fn.get("retryNum"), 2), path))
+                                  _retries(fn, name, problems), path))
     timers = []
     for index, trigger in enumerate(inputs.get("triggers") or []):
         if isinstance(trigger, dict) and trigger.get("type") == "timer":

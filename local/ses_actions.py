@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import html as html_lib
 import json
 import logging
 import re
 import secrets
 import sqlite3
-import threading
+import string
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -57,6 +58,7 @@ _HTML_TAG_RE = re.compile(r"<\s*/?\s*[A-Za-z][^>]*>")
 # A Message-ID the email package can write: RFC 5322 dot-atom text on both sides of the "@".
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _MESSAGE_ID = re.compile(_ATOM + "@" + _ATOM, re.ASCII)
+_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 class Actions:
@@ -64,8 +66,6 @@ class Actions:
 
     def __init__(self, emu: SesEmulator) -> None:
         self.emu = emu
-        self._seq = 0
-        self._seq_lock = threading.Lock()
 
     def table(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
@@ -87,6 +87,12 @@ class Actions:
             "CreateEmailAddress": self.create_email_address,
             "ListEmailAddress": self.list_email_address,
             "DeleteEmailAddress": self.delete_email_address,
+            "UpdateEmailSmtpPassWord": self.update_email_smtp_password,
+            "ListEmailIdentities": self.list_email_identities,
+            "GetEmailIdentity": self.get_email_identity,
+            "GetStatisticsReport": self.get_statistics_report,
+            "ListBlackEmailAddress": self.list_black_email_address,
+            "DeleteBlackList": self.delete_black_list,
         }
 
     # ---- SendEmail -------------------------------------------------------------------------------
@@ -101,10 +107,14 @@ class Actions:
         subject = p.get("Subject")
         if not isinstance(subject, str) or not 1 <= len(subject) <= 100:
             raise ApiError("InvalidParameterValue.SubjectLengthError", "Subject must be 1-100 characters.")
+        # The SDK's doc: "Destination/Cc/Bcc三个参数必须至少存在一个" (at least one of the three). None of
+        # them at all is a missing parameter, as the send function says; present but empty is
+        # what SES names EmailAddressIsNULL.
+        if all(p.get(name) is None for name in ("Destination", "Cc", "Bcc")):
+            raise ApiError("MissingParameter", "The request is missing `Destination` (or Cc or Bcc).")
         lists = {name: p.get(name) or [] for name in ("Destination", "Cc", "Bcc")}
         if not all(isinstance(v, list) for v in lists.values()):
             raise ApiError("InvalidParameter", "Destination, Cc and Bcc must be lists.")
-        # SDK doc: "at least one of Destination/Cc/Bcc"; SES names the empty case EmailAddressIsNULL.
         if not any(lists.values()):
             raise ApiError("InvalidParameterValue.EmailAddressIsNULL", "The recipient address is empty.")
         for name, cap in (("Destination", 50), ("Cc", 20), ("Bcc", 20)):
@@ -147,11 +157,16 @@ class Actions:
         self.emu.wake()
 
     def new_message_id(self, now: float) -> str:
-        with self._seq_lock:
-            self._seq += 1
-            seq = self._seq
+        """SES's shape: `qcloudses-30-<AppId>-date-<Beijing YYYYmmddHHMMSS>-<13 letters and digits>`.
+
+        Real ones: `qcloudses-30-251200670-date-20220601142439-8jolHvR2XcXC1` (the callback
+        sample), `qcloudses-30-4123414323-date-20210101094334-syNARhMTbKI1` (GetSendEmailStatus'
+        example). Tencent does not explain the `30` or the tail, which ends in `1` in every
+        sample; the emulator copies the form, and 72 random bits keep its ids unique.
+        """
         stamp = datetime.fromtimestamp(now, BEIJING).strftime("%Y%m%d%H%M%S")
-        return f"qcloudses-{stamp}{seq:06d}-{secrets.token_hex(7)}"
+        tail = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+        return f"qcloudses-30-{self.emu.app_id}-date-{stamp}-{tail}1"
 
     def sender_known(self, address: str) -> bool:
         return not self.emu.sender_check or self.emu.store.sender(address) is not None
@@ -687,7 +702,7 @@ class Actions:
 
     def list_email_address(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"EmailSenders": [{"EmailAddress": s["address"], "EmailSenderName": s["name"],
-                                  "CreatedTimestamp": int(s["created"]), "SmtpPwdType": 0}
+                                  "CreatedTimestamp": int(s["created"]), "SmtpPwdType": 1 if s["smtp_password"] else 0}
                                  for s in self.emu.store.senders()]}
 
     def delete_email_address(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -698,8 +713,176 @@ class Actions:
             raise ApiError("InvalidParameterValue.NoSuchSender", "You have no such sender address.")
         return {}
 
+    def update_email_smtp_password(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The SMTP password of one sender address; the emulated SMTP interface then takes it (and
+        no longer the shared dev password) for that address."""
+        password, address = p.get("Password"), p.get("EmailAddress")
+        for name, value in (("Password", password), ("EmailAddress", address)):
+            if value is None or value == "":
+                raise ApiError("MissingParameter", f"The request is missing `{name}`.")
+        sender = self.emu.store.sender(address) if isinstance(address, str) else None
+        if sender is None:
+            raise ApiError("InvalidParameterValue.NoSuchSender", "You have no such sender address.")
+        if not isinstance(password, str) or not _strong_smtp_password(password):
+            raise ApiError("InvalidParameterValue.InvalidSmtpPassWord",
+                           "The password must be 10-20 characters with at least 2 different digits, "
+                           "2 different lowercase and 2 different uppercase letters.")
+        if sender["smtp_password"] == password:
+            raise ApiError("OperationDenied.RepeatPassWord", "The password cannot be the same as the previous one.")
+        self.emu.store.set_smtp_password(sender["address"], password)
+        return {}
+
+    # ---- sender domains ----------------------------------------------------------------------------------
+
+    def identities(self) -> list[str]:
+        """The sender domains: those of the known sender addresses, all verified (domains and their
+        DNS are not modelled beyond `CreateEmailAddress`'s check)."""
+        return sorted({s["address"].rpartition("@")[2].lower() for s in self.emu.store.senders()})
+
+    def list_email_identities(self, p: dict[str, Any]) -> dict[str, Any]:
+        domains = self.identities()
+        # Limit and Offset are optional here; without them the first 100 (Limit's maximum elsewhere).
+        offset, limit = paging({"Offset": p.get("Offset") or 0, "Limit": 100 if p.get("Limit") is None else p["Limit"]})
+        quota = self.emu.daily_quota or 0  # 0: the emulator enforces no daily quota
+        page = [{"IdentityName": domain, "IdentityType": "DOMAIN", "SendingEnabled": True,
+                 "CurrentReputationLevel": REPUTATION_LEVEL, "DailyQuota": quota, "SendIp": [], "TagList": [],
+                 "DKIMOption": 0} for domain in domains[offset:offset + limit]]
+        return {"EmailIdentities": page, "MaxReputationLevel": REPUTATION_LEVEL, "MaxDailyQuota": quota,
+                "Total": len(domains)}
+
+    def get_email_identity(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p.get("EmailIdentity")
+        if name is None or name == "":
+            raise ApiError("MissingParameter", "The request is missing `EmailIdentity`.")
+        if not isinstance(name, str) or "@" in name or not is_address("x@" + name):
+            raise ApiError("InvalidParameterValue.InvalidEmailIdentity", "The domain is not valid.")
+        if name.lower() not in self.identities():
+            raise ApiError("InvalidParameterValue.NotExistDomain",
+                           "The domain has not been created; create the sender domain first.")
+        return {"IdentityType": "DOMAIN", "VerifiedForSendingStatus": True, "Attributes": _dns_records(name.lower()),
+                "DKIMOption": 0, "TagList": []}
+
+    # ---- statistics ---------------------------------------------------------------------------------------
+
+    def get_statistics_report(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Volumes per Beijing day of sending, from what the emulator stored: RequestCount every
+        recipient asked for, AcceptedCount those not refused (frequency, quota), then what happened
+        by now: recipients delivered, bounced (hard or soft), who clicked or unsubscribed, and every
+        open (the Volume doc: "打开邮件总次数", opens in total). Days without mail are left out, as in
+        Tencent's example answer; OverallVolume's SendDate is StartDate, as there."""
+        start, end = _date_param(p, "StartDate"), _date_param(p, "EndDate")
+        if end < start:
+            raise ApiError("InvalidParameterValue.WrongDate", "EndDate must not be before StartDate.")
+        domain = str(p.get("Domain") or "").lower()
+        mailbox = str(p.get("ReceivingMailboxType") or "").lower()
+        low, high = start.timestamp(), (end + timedelta(days=1)).timestamp()
+        days: dict[str, dict[str, int]] = {}
+        sent_on: dict[tuple[str, str], str] = {}  # (MessageId, recipient) -> day
+        for row in self.emu.store.volume_rows(low, high):
+            if ((domain and row["sender"].rpartition("@")[2].lower() != domain)
+                    or (mailbox and row["email_lc"].rpartition("@")[2] != mailbox)):
+                continue
+            day = datetime.fromtimestamp(row["request_time"], BEIJING).strftime("%Y-%m-%d")
+            volume = days.setdefault(day, dict.fromkeys(_VOLUME_COUNTS, 0))
+            volume["RequestCount"] += 1
+            volume["AcceptedCount"] += int(row["send_status"] == 0)
+            sent_on[(row["message_id"], row["email_lc"])] = day
+        once: set[tuple[str, str, str]] = set()
+        for event in self.emu.store.volume_events(low, high, self.emu.clock()):
+            key = (event["message_id"], event["email"].lower())
+            field = _VOLUME_EVENTS.get(event["event"])
+            if key not in sent_on or field is None or (field != "OpenedCount" and (*key, field) in once):
+                continue
+            once.add((*key, field))
+            days[sent_on[key]][field] += 1
+        overall = {name: sum(volume[name] for volume in days.values()) for name in _VOLUME_COUNTS}
+        return {"DailyVolumes": [dict(SendDate=day, **days[day]) for day in sorted(days)],
+                "OverallVolume": dict(SendDate=start.strftime("%Y-%m-%d"), **overall)}
+
+    # ---- the blocklist --------------------------------------------------------------------------------------
+
+    def blacklist(self) -> list[tuple[float, str, str]]:
+        """(since, address, reason) of every address on SES's blocklist now, oldest first: a hard
+        bounce puts the recipient there ("In the case of a hard bounce, Tencent Cloud will blocklist
+        the recipient address", ListBlackEmailAddress's doc), DeleteBlackList takes it off, and
+        `SesEmulator.blacklist_add` puts one there by hand."""
+        now = self.emu.clock()
+        changes: list[tuple[float, int, str, str, str]] = []
+        for row in self.emu.store.bounces(now):
+            payload = json_or_none(row["payload"]) or {}
+            if payload.get("bounceType") == "hard_bounce":
+                changes.append((row["due"], 0, "add", row["email"], str(payload.get("reason") or "")))
+        for row in self.emu.store.blacklist_changes(now):
+            changes.append((row["at"], 1, row["kind"], row["email"], row["reason"]))
+        listed: dict[str, tuple[float, str, str]] = {}
+        for at, _, kind, email, reason in sorted(changes, key=lambda change: change[:2]):
+            if kind == "add":
+                listed.setdefault(email.lower(), (at, email, reason))
+            else:
+                listed.pop(email.lower(), None)
+        return sorted(listed.values())
+
+    def list_black_email_address(self, p: dict[str, Any]) -> dict[str, Any]:
+        start, end = _date_param(p, "StartDate"), _date_param(p, "EndDate")
+        offset, limit = paging(p)
+        wanted = str(p.get("EmailAddress") or "").lower()
+        rows = [(at, email, reason) for at, email, reason in self.blacklist()
+                if start.date() <= datetime.fromtimestamp(at, BEIJING).date() <= end.date()
+                and (not wanted or email.lower() == wanted)]
+        return {"BlackList": [{"BounceTime": beijing_time(at), "EmailAddress": email, "IspDesc": reason}
+                              for at, email, reason in rows[offset:offset + limit]],
+                "TotalCount": len(rows)}
+
+    def delete_black_list(self, p: dict[str, Any]) -> dict[str, Any]:
+        emails = p.get("EmailAddressList")
+        if emails is None:
+            raise ApiError("MissingParameter", "The request is missing `EmailAddressList`.")
+        if not isinstance(emails, list) or not emails or not all(isinstance(e, str) and e for e in emails):
+            raise ApiError("InvalidParameterValue", "EmailAddressList must list at least one address.")
+        now = self.emu.clock()
+        for email in emails:  # an address not on the list is simply not there afterwards either
+            self.emu.store.add_blacklist_change(email, now, "remove")
+        return {}
+
 
 # ---- helpers -------------------------------------------------------------------------------------
+
+REPUTATION_LEVEL = 1  # a new account's (ListEmailIdentities); reputation is not modelled
+_VOLUME_COUNTS = ("RequestCount", "AcceptedCount", "DeliveredCount", "OpenedCount", "ClickedCount", "BounceCount",
+                  "UnsubscribeCount")
+_VOLUME_EVENTS = {"delivered": "DeliveredCount", "open": "OpenedCount", "click": "ClickedCount",
+                  "bounce": "BounceCount", "unsubscribe": "UnsubscribeCount"}
+
+
+def _date_param(p: dict[str, Any], name: str) -> datetime:
+    """A required `YYYY-MM-DD` field as Beijing midnight."""
+    value = p.get(name)
+    if value is None or value == "":
+        raise ApiError("MissingParameter", f"The request is missing `{name}`.")
+    try:
+        if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value, re.ASCII):
+            raise ValueError(name)
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=BEIJING)
+    except ValueError:
+        raise ApiError("InvalidParameterValue.WrongDate", f"{name} must be a date, YYYY-MM-DD.") from None
+
+
+def _strong_smtp_password(password: str) -> bool:
+    """SES's rule (the SDK's errorcodes.py, InvalidSmtpPassWord): 10 to 20 characters, with at least
+    2 different digits, 2 different lowercase and 2 different uppercase letters."""
+    classes = (string.digits, string.ascii_lowercase, string.ascii_uppercase)
+    return 10 <= len(password) <= 20 and all(len({c for c in password if c in chars}) >= 2 for chars in classes)
+
+
+def _dns_records(domain: str) -> list[dict[str, Any]]:
+    """What GetEmailIdentity lists for a verified domain: the SPF record of Tencent's
+    CreateEmailIdentity example and a DKIM key at `qcloud._domainkey.<domain>` as in its
+    GetEmailIdentity example (this key is the emulator's own, made up)."""
+    key = base64.b64encode(hashlib.sha256(("sesmail-local-dkim:" + domain).encode()).digest()).decode()
+    records = [("TXT", domain, "v=spf1 include:qcloudmail.com ~all"),
+               ("TXT", "qcloud._domainkey." + domain, "v=DKIM1; k=rsa; p=" + key)]
+    return [{"Type": kind, "SendDomain": name, "ExpectedValue": value, "CurrentValue": value, "Status": True}
+            for kind, name, value in records]
 
 def _esc(value: Any) -> str:
     return html_lib.escape(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))

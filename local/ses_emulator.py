@@ -2,23 +2,47 @@
 
 Tests start it on port 0 and point `HttpProfile(endpoint=emu.endpoint, protocol="http")` at it;
 `python -m local.ses_emulator --port 8090` runs it in the foreground; `make dev` runs it inside
-the local stack. This module is the protocol (HTTP, TC3 signatures, scripted faults, chaos, the
-delivery worker); `ses_actions` is what each action does; `mailstore` keeps the state in SQLite
-(in memory unless a data dir is given); `mailpage` serves the page and the `/_local` JSON API.
+the local stack. This module is the protocol (HTTP, signatures, regions, parameter shapes,
+scripted faults, chaos, the delivery worker); `ses_auth` checks signatures; `ses_schema` reads
+each action's fields from the SDK's models; `ses_actions` is what each action does; `mailstore`
+keeps the state in SQLite (in memory unless a data dir is given); `mailpage` serves the page and
+the `/_local` JSON API.
 
-State a test reads: `calls` (one dict per authenticated request: Action, Params, Headers, Outcome
-"ok" / "error:<Code>" / "dropped" / "http:<status>"), `sent` (accepted SendEmail params plus
-MessageId and RequestTime), `store` (everything else). Knobs, all off by default so a bare
-emulator accepts what the SDK can send: `senders` (None: any sender), `template_check`,
-`rate_limit`, `recipient_hourly_limit`, `daily_quota`, `callback_url`, `clock`, `auth_clock`,
-the delays `receiver_upload_seconds`, `template_review_seconds`, `deferred_seconds`, and the fault
-methods, which script the next `times` requests of an action ("*" = any), oldest first.
+It answers any client of the API as SES does, not only this project's: requests signed with
+TC3-HMAC-SHA256 (any `SignedHeaders` Tencent's signature page allows, the Python and the Node
+SDK's host and service forms) or with the older HmacSHA1/HmacSHA256 signatures; POST with a JSON
+or form-encoded body, and GET with the parameters in the query string (`Destination.0=...`,
+`Template.TemplateID=...`, folded back into JSON). A GET that carries an action (`X-TC-Action`
+or `Action=`) is an API call; any other GET is the mail page's. Then, in this order:
+`MissingParameter` without an action, `NoSuchVersion`, `UnsupportedOperation` for an action it
+does not implement, `UnsupportedRegion` outside `regions` (SES's: `SES_REGIONS`), and
+`UnknownParameter` for a field the SDK's request model does not have (nested ones too).
+
+One rule for integer fields, in every action: SES's own SendEmail example sends
+`"TemplateID": "100091"` as a string, and the GET and v1 forms carry every value as a string, so
+an integer field (per the SDK's models: `TemplateID`, `ReceiverId`, `TriggerType`, `TaskType`,
+`Offset`, `Limit`...) takes a JSON integer or a string of up to 18 ASCII digits (an optional `-`),
+and refuses any other string, a fraction, a boolean or an object with `InvalidParameterValue`.
+Boolean fields likewise take `true`/`false` as strings. Tencent does not document this; it is
+the emulator's choice, applied the same way everywhere.
+
+`MessageId`s have SES's shape, `qcloudses-30-<AppId>-date-<YYYYmmddHHMMSS>-<13 letters and
+digits>` (Beijing time), the AppId being `app_id` (`SESMAIL_EMULATOR_APP_ID`, default
+1250000000), which callbacks also carry as `username`.
+
+State a test reads: `calls` (one dict per authenticated request: Action, Params, Headers,
+SignatureMethod, Outcome "ok" / "error:<Code>" / "dropped" / "http:<status>"), `sent` (accepted
+SendEmail params plus MessageId and RequestTime), `store` (everything else). Knobs, all off by
+default so a bare emulator accepts what the SDK can send to SES: `senders` (None: any sender),
+`template_check`, `rate_limit`, `recipient_hourly_limit`, `daily_quota`, `callback_url`, `clock`,
+`auth_clock`, `regions` (SES's by default; None: any), the delays `receiver_upload_seconds`,
+`template_review_seconds`, `deferred_seconds`, and the fault methods, which script the next
+`times` requests of an action ("*" = any), oldest first.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import hmac
 import json
 import logging
@@ -29,18 +53,17 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, NamedTuple, Optional, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from . import delivery, mailpage, rendering
+from . import delivery, mailpage, rendering, ses_auth, ses_schema
 from .chaos import Chaos
 from .mailstore import MailStore
 from .ses_actions import Actions
 from .ses_common import ApiError, json_or_none
 
-__all__ = ["ApiError", "SesEmulator", "TimerSource", "main"]
+__all__ = ["DEFAULT_APP_ID", "SES_REGIONS", "ApiError", "SesEmulator", "TimerSource", "main"]
 
 log = logging.getLogger("sesmail.local")
 
@@ -48,13 +71,14 @@ API_VERSION = "2020-10-02"
 # The SDK's _check_error only parses bodies whose Content-Type is exactly one of its two known
 # values; anything else (even with "; charset=utf-8") makes it return errors as empty successes.
 JSON_TYPE = "application/json"
-MAX_SKEW = 300  # seconds; Tencent answers AuthFailure.SignatureExpire beyond +-5 min
+FORM_TYPE = "application/x-www-form-urlencoded"
 # SendEmail's doc: "the whole API request ≤8 MB" (attachments ride base64 inside the JSON).
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-
-_AUTH_RE = re.compile(
-    r"TC3-HMAC-SHA256\s+Credential=([^/\s]+)/(\d{4}-\d{2}-\d{2})/([^/\s]+)/tc3_request,\s*"
-    r"SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})", re.ASCII)
+# The regions SES's API pages name: "本接口仅支持其中的: ap-guangzhou, ap-hongkong" on the Chinese site
+# (e.g. https://cloud.tencent.com/document/api/1288/51036) and "This API only supports:
+# ap-singapore" on the international site (e.g. https://www.tencentcloud.com/document/api/1084/39416).
+SES_REGIONS = frozenset({"ap-guangzhou", "ap-hongkong", "ap-singapore"})
+DEFAULT_APP_ID = "1250000000"  # the AppId of the emulated account (MessageIds, callbacks' `username`)
 
 
 class TimerSource(Protocol):
@@ -74,10 +98,21 @@ class _Reply(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
 
 
+class _Request(NamedTuple):
+    action: str
+    version: Optional[str]
+    region: Optional[str]
+    params: Any  # a dict unless the body was not a JSON object
+    signature_method: str  # TC3-HMAC-SHA256, HmacSHA256 or HmacSHA1
+
+
 class SesEmulator:
     def __init__(self, secret_id: str = "AKIDlocal", secret_key: str = "local-secret-key",
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
-                 data_dir: Optional[str] = None, templates_dir: Optional[str] = None) -> None:
+                 data_dir: Optional[str] = None, templates_dir: Optional[str] = None,
+                 app_id: str = DEFAULT_APP_ID) -> None:
+        if not (app_id.isascii() and app_id.isdigit()):
+            raise ValueError("app_id must be digits (an AppId)")
         self.secret_id = secret_id
         self.secret_key = secret_key
         self.token = token
@@ -98,7 +133,8 @@ class SesEmulator:
         self.max_request_bytes = MAX_REQUEST_BYTES
         self.callback_url: Optional[str] = None  # where delivery callbacks are posted; None: nowhere
         self.callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)  # then the callback is dropped
-        self.app_id = "1250000000"  # the `username` of callbacks (an AppId)
+        self.app_id = app_id  # in MessageIds, and the `username` of callbacks
+        self.regions: Optional[frozenset[str]] = SES_REGIONS  # None: any region
         self.receiver_upload_seconds = 0.0  # a list stays "uploading" (status 2) this long
         self.template_review_seconds = 0.0  # an API-created template stays "reviewing" this long
         self.deferred_seconds = 2.0  # `deferred@` mail is delivered this long after its deferral
@@ -203,6 +239,11 @@ class SesEmulator:
         self.store.add_sender(address, name, self.clock())
         self.sender_check = True
 
+    def blacklist_add(self, address: str, reason: str = "") -> None:
+        """Put an address on SES's blocklist now, as a hard bounce to it would (ListBlackEmailAddress
+        shows it until DeleteBlackList takes it off). Listed addresses are not refused by sends."""
+        self.store.add_blacklist_change(address, self.clock(), "add", reason)
+
     def load_templates(self, directory: str) -> list[rendering.RepoTemplate]:
         """Load (or reload) `templates/`: approved at once, with their stable IDs."""
         templates = rendering.load_templates(directory)
@@ -284,16 +325,16 @@ class SesEmulator:
 
     # ---- request processing ----------------------------------------------------------------
 
-    def process(self, headers: Any, body: bytes) -> _Reply:
+    def process(self, headers: Any, body: bytes, method: str = "POST", target: str = "/") -> _Reply:
         """Turn one HTTP request (case-insensitive headers, raw body) into the reply to send."""
         try:
-            self._authenticate(headers, body)
+            request = self._read(method, target, headers, body)
         except ApiError as exc:
             return _json_reply(exc.response())  # not recorded: never reached an action
-        action = headers.get("X-TC-Action") or ""
-        params = json_or_none(body)
+        action, params = request.action, request.params
         call: dict[str, Any] = {"Action": action, "Params": params if isinstance(params, dict) else {},
-                                "Headers": dict(headers.items()), "Outcome": "ok"}
+                                "Headers": dict(headers.items()), "SignatureMethod": request.signature_method,
+                                "Outcome": "ok"}
         with self._lock:
             self.calls.append(call)  # recorded before replying, so a test sees it once the SDK returns
             limited = self._rate_limited(action, self.clock())
@@ -320,7 +361,7 @@ class SesEmulator:
                 raise ApiError(outcome["code"], outcome["message"])
             if len(body) > self.max_request_bytes:
                 raise ApiError("RequestSizeLimitExceeded", "The request body exceeds 8 MB.")
-            response = self._dispatch(action, params, headers.get("X-TC-Version"))
+            response = self._dispatch(request, call)
             if outcome.get("kind") == "fail_after":
                 raise ApiError(outcome["code"], outcome["message"])
         except ApiError as exc:
@@ -351,53 +392,68 @@ class SesEmulator:
             return {"kind": "fail_after", "code": drawn.error_after, "message": message, "latency": drawn.latency}
         return {"latency": drawn.latency}
 
-    def _dispatch(self, action: str, params: Any, version: Optional[str]) -> dict[str, Any]:
+    def _dispatch(self, request: _Request, call: dict[str, Any]) -> dict[str, Any]:
+        action = request.action
         if not action:
-            raise ApiError("MissingParameter", "The request is missing the X-TC-Action header.")
-        if version != API_VERSION:
-            raise ApiError("NoSuchVersion", f"The API version `{version}` does not exist.")
+            raise ApiError("MissingParameter", "The request is missing the action (X-TC-Action or Action).")
+        if request.version != API_VERSION:
+            raise ApiError("NoSuchVersion", f"The API version `{request.version}` does not exist.")
         handler = self.actions.get(action)
         if handler is None:
             raise ApiError("UnsupportedOperation", f"The action `{action}` is not supported.")
+        if self.regions is not None:
+            # SES's API pages list Region as required for every action.
+            if not request.region:
+                raise ApiError("MissingParameter", "The request is missing the region (X-TC-Region or Region).")
+            if request.region not in self.regions:
+                raise ApiError("UnsupportedRegion", f"The action `{action}` does not support the region "
+                               f"`{request.region}`; SES serves {', '.join(sorted(self.regions))}.")
+        params = request.params
         if not isinstance(params, dict):
             raise ApiError("InvalidParameter", "The request body must be a JSON object.")
+        shape = ses_schema.request_shape(action)
+        if shape is not None:
+            params = ses_schema.normalise(params, shape)
+            call["Params"] = params
         return handler(params)
 
-    def _authenticate(self, headers: Any, body: bytes) -> None:
-        auth = headers.get("Authorization")
-        if not auth:
-            raise ApiError("AuthFailure.SignatureFailure", "The request is not signed (no Authorization).")
-        match = _AUTH_RE.fullmatch(auth.strip())
-        if match is None:
-            raise ApiError("AuthFailure.InvalidAuthorization", "Authorization header format error.")
-        secret_id, date, service, signed_headers, signature = match.groups()
-        if not hmac.compare_digest(secret_id.encode(), self.secret_id.encode()):
-            raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found.")
-        stamp = headers.get("X-TC-Timestamp") or ""
-        if not (stamp.isascii() and stamp.isdigit()):
-            raise ApiError("AuthFailure.SignatureFailure", "X-TC-Timestamp is missing or not an integer.")
-        if abs(self.auth_clock() - int(stamp)) > MAX_SKEW:
-            raise ApiError("AuthFailure.SignatureExpire", "The signature expired: the timestamp differs "
-                           "from server time by more than 5 minutes.")
-        host = headers.get("Host") or ""
-        bare = host.split("]")[0] + "]" if host.startswith("[") else host.split(":")[0]
-        # The Python SDK signs Host with its port and service "ses"; the Node SDK signs the bare
-        # hostname and names the service after the endpoint's first label ("127" for 127.0.0.1).
-        if (signed_headers != "content-type;host" or service not in ("ses", bare.split(".")[0])
-                or date != datetime.fromtimestamp(int(stamp), timezone.utc).strftime("%Y-%m-%d")):
-            raise ApiError("AuthFailure.SignatureFailure", "The signature scope is not valid.")
-        # Hash the raw bytes: re-serialising the JSON would change separators and key order.
-        payload = b"UNSIGNED-PAYLOAD" if headers.get("X-TC-Content-SHA256") == "UNSIGNED-PAYLOAD" else body
-        for signed_host in dict.fromkeys((host, bare)):
-            expected = _tc3_signature(self.secret_key, date, service, stamp,
-                                      headers.get("Content-Type") or "", signed_host, payload)
-            if hmac.compare_digest(expected.encode(), signature.encode()):
-                break
+    def _read(self, method: str, target: str, headers: Any, body: bytes) -> _Request:
+        """The authenticated request: action, version, region and parameters, wherever the
+        client's signature method and HTTP method put them."""
+        split = urlsplit(target)
+        form = (headers.get("Content-Type") or "").split(";")[0].strip().lower() == FORM_TYPE
+        if headers.get("Authorization"):
+            ses_auth.check_tc3(method=method, path=split.path, query=split.query, headers=headers, body=body,
+                               secret_id=self.secret_id, secret_key=self.secret_key, now=self.auth_clock())
+            # X-TC-Token is not part of the signature, so it is checked on its own.
+            self._check_token(headers.get("X-TC-Token"))
+            if method == "GET":
+                params: Any = ses_schema.decode_flat(parse_qsl(split.query, keep_blank_values=True))
+            elif form:
+                params = ses_schema.decode_flat(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            else:
+                params = json_or_none(body)
+            return _Request(headers.get("X-TC-Action") or "", headers.get("X-TC-Version"),
+                            headers.get("X-TC-Region"), params, "TC3-HMAC-SHA256")
+        if method == "GET":
+            pairs = parse_qsl(split.query, keep_blank_values=True)
+        elif form:
+            pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         else:
-            raise ApiError("AuthFailure.SignatureFailure", "The provided credentials could not be validated.")
-        # X-TC-Token is not part of the signature, so it is checked on its own.
-        if self.token is not None and not hmac.compare_digest(
-                (headers.get("X-TC-Token") or "").encode(), self.token.encode()):
+            pairs = []
+        common = {name: value for name, value in pairs if name in ses_auth.V1_COMMON}
+        if "Signature" not in common:
+            raise ApiError("AuthFailure.SignatureFailure",
+                           "The request is not signed (no Authorization header, no Signature parameter).")
+        ses_auth.check_v1(method=method, path=split.path, host=headers.get("Host") or "", params=dict(pairs),
+                          secret_id=self.secret_id, secret_key=self.secret_key, now=self.auth_clock())
+        self._check_token(common.get("Token"))
+        params = ses_schema.decode_flat((name, value) for name, value in pairs if name not in ses_auth.V1_COMMON)
+        return _Request(common.get("Action") or "", common.get("Version"), common.get("Region"), params,
+                        common.get("SignatureMethod") or "HmacSHA1")
+
+    def _check_token(self, given: Optional[str]) -> None:
+        if self.token is not None and not hmac.compare_digest((given or "").encode(), self.token.encode()):
             raise ApiError("AuthFailure.TokenFailure", "The token is invalid.")
 
     # ---- what was sent -------------------------------------------------------------------------
@@ -515,19 +571,6 @@ def _first_link(mime: bytes) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def _tc3_signature(secret_key: str, date: str, service: str, stamp: str, content_type: str,
-                   host: str, payload: bytes) -> str:
-    """TC3-HMAC-SHA256 over a POST to "/" signing only content-type and host."""
-    body_hash = hashlib.sha256(payload).hexdigest()
-    canonical = f"POST\n/\n\ncontent-type:{content_type}\nhost:{host}\n\ncontent-type;host\n{body_hash}"
-    scope = f"{date}/{service}/tc3_request"
-    to_sign = f"TC3-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = ("TC3" + secret_key).encode()
-    for part in (date, service, "tc3_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-
-
 def _json_reply(response: dict[str, Any], content_type: str = JSON_TYPE, delay: float = 0.0) -> _Reply:
     body = json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
     return _Reply(200, content_type, body, delay=delay)
@@ -571,11 +614,26 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
-        emulator = self.server.emulator
         if urlsplit(self.path).path.startswith("/_local/"):
-            self._send(emulator.local_request("POST", self.path, self.headers, body))
+            self._send(self.server.emulator.local_request("POST", self.path, self.headers, body))
             return
-        reply = emulator.process(self.headers, body)
+        self._api(body)
+
+    def do_GET(self) -> None:
+        # The SDKs' reqMethod="GET" puts an SES call in a GET: X-TC-Action with a TC3 signature,
+        # `Action=` in the query with a v1 one. That is the API's; any other GET is the page's.
+        split = urlsplit(self.path)
+        if not split.path.startswith("/_local/") and (
+                self.headers.get("X-TC-Action") or any(name == "Action" for name, _ in parse_qsl(split.query))):
+            body = self._body()
+            if body is not None:
+                self._api(body)
+            return
+        self._local()
+
+    def _api(self, body: bytes) -> None:
+        emulator = self.server.emulator
+        reply = emulator.process(self.headers, body, self.command, self.path)
         if reply.delay:
             emulator._stopping.wait(reply.delay)  # stop() cuts the sleep short
         if reply.drop:
@@ -588,7 +646,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is not None:
             self._send(self.server.emulator.local_request(self.command, self.path, self.headers, body))
 
-    do_GET = do_DELETE = do_HEAD = _local
+    do_DELETE = do_HEAD = _local
 
     def _send(self, reply: _Reply) -> None:
         try:
@@ -637,9 +695,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--templates", help="a templates/ directory to load (turns template checking on)")
     parser.add_argument("--callback-url", help="where to post delivery callbacks")
     args = parser.parse_args(argv)
-    emu = SesEmulator(secret_id=os.environ.get("SESMAIL_LOCAL_SECRET_ID", "AKIDlocal"),
-                      secret_key=os.environ.get("SESMAIL_LOCAL_SECRET_KEY", "local-secret-key"),
-                      host=args.host, port=args.port, data_dir=args.data_dir, templates_dir=args.templates)
+    try:
+        emu = SesEmulator(secret_id=os.environ.get("SESMAIL_LOCAL_SECRET_ID", "AKIDlocal"),
+                          secret_key=os.environ.get("SESMAIL_LOCAL_SECRET_KEY", "local-secret-key"),
+                          host=args.host, port=args.port, data_dir=args.data_dir, templates_dir=args.templates,
+                          app_id=os.environ.get("SESMAIL_EMULATOR_APP_ID") or DEFAULT_APP_ID)
+    except ValueError as exc:
+        raise SystemExit(f"SESMAIL_EMULATOR_APP_ID: {exc}") from None
     emu.template_check = bool(args.templates)
     emu.callback_url = args.callback_url
     emu.set_chaos(os.environ.get("SESMAIL_EMULATOR_CHAOS", ""))

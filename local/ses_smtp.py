@@ -145,7 +145,10 @@ class SmtpEndpoint:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         login = auth_data.login.decode("utf-8", "replace")
-        ok = (auth_data.password.decode("utf-8", "replace") == self.password
+        # A sender address with its own SMTP password (UpdateEmailSmtpPassWord) takes only that one.
+        sender = self.emulator.store.sender(login)
+        password = (sender["smtp_password"] if sender is not None else None) or self.password
+        ok = (auth_data.password.decode("utf-8", "replace") == password
               and self.emulator._actions.sender_known(login))
         return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 

@@ -2,12 +2,14 @@
 
 `make dev` runs `python -m local`, which calls `main()`. Tests start the same stack in-process
 with `Stack(gateway_port=0, emulator_port=0, data_dir=...)`, or as a process exactly as `make dev`
-does. `python -m local fire <TriggerName>` fires a timer of the running stack now.
+does. `make fire TRIGGER=<TriggerName>` (`python -m local fire <TriggerName>`) fires a timer of
+the running stack now; without a name it lists the timers.
 
-The emulator is set up as a fresh SES account with a verified sender would be: sender checking
-on (`noreply@sesmail.local`, `noreply@example.com`, `SESMAIL_DEFAULT_SENDER` and
-`SESMAIL_EMULATOR_SENDERS` are known), the repo's templates approved, SES's limits enforced, and
-delivery callbacks posted to the gateway's `/webhook?token=<first webhook secret>`.
+The emulator is set up as a fresh SES account after `make sync` would be: sender checking on
+(`noreply@sesmail.local`, `noreply@example.com`, `SESMAIL_DEFAULT_SENDER`,
+`SESMAIL_EMULATOR_SENDERS`, and the config file's `Senders` and digest senders are known, from the
+first second), the repo's templates approved, SES's limits enforced, and delivery callbacks posted
+to the gateway's `/webhook?token=<first webhook secret>`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from . import cron
 from .functions import FunctionMissing, Functions
 from .gateway import Gateway
 from .rendering import load_templates, variables
-from .ses_emulator import SesEmulator
+from .ses_emulator import DEFAULT_APP_ID, SesEmulator
 from .ses_smtp import DEFAULT_PASSWORD, SmtpEndpoint
 
 __all__ = ["LOCAL_SECRET_ID", "LOCAL_SECRET_KEY", "Stack", "main"]
@@ -77,9 +79,12 @@ class Stack:
         self.gateway_port = gateway_port
         self.apigw = apigw
         self.serverless_file = serverless_file
+        app_id = os.environ.get("SESMAIL_EMULATOR_APP_ID") or DEFAULT_APP_ID
+        if not (app_id.isascii() and app_id.isdigit()):
+            raise SystemExit("SESMAIL_EMULATOR_APP_ID must be digits (the AppId in MessageIds and callbacks)")
         self.emulator = SesEmulator(secret_id=LOCAL_SECRET_ID, secret_key=LOCAL_SECRET_KEY, host=host,
                                     port=emulator_port, data_dir=self.data_dir,
-                                    templates_dir=os.path.join(ROOT, "templates"))
+                                    templates_dir=os.path.join(ROOT, "templates"), app_id=app_id)
         # SES's SMTP interface beside the API (SESMAIL_TRANSPORT=smtp sends through it); a free port
         # when the others are (tests), else 8025.
         self.smtp = SmtpEndpoint(self.emulator, host=host,
@@ -90,6 +95,7 @@ class Stack:
         self.scheduler: Optional[cron.Scheduler] = None
         self._saved_env: dict[str, Optional[str]] = {}
         self.access: list[str] = []  # each client's effective access (the config file's Clients)
+        self.senders: dict[str, str] = {}  # the config file's senders (address -> name), verified at start
         self._stopping = threading.Event()
 
     # ---- environment -------------------------------------------------------------------------
@@ -149,20 +155,46 @@ class Stack:
         return path
 
     @staticmethod
-    def check_config() -> list[str]:
+    def function_settings() -> list[Any]:
         """Each function's settings as it will read them (the config file checked whole): a
-        ConfigError names file, path and rule before anything serves. Returns each client's
-        effective access, for the banner."""
-        from sesmail import config, policy
+        ConfigError names file, path and rule before anything serves."""
+        from sesmail import config
 
         functions = os.path.join(ROOT, "functions")
         folders: list[Optional[str]] = [os.path.join(functions, name) for name in sorted(os.listdir(functions))
                                         if os.path.isfile(os.path.join(functions, name, "index.py"))]
+        return [config.Settings(dict(os.environ), folder) for folder in folders or [None]]
+
+    @staticmethod
+    def check_config(settings: Optional[list[Any]] = None) -> list[str]:
+        """The config checked whole (see `function_settings`); returns each client's effective access,
+        for the banner."""
+        from sesmail import policy
+
         access: list[str] = []
-        for folder in folders or [None]:
-            settings = config.Settings(dict(os.environ), folder)
-            access = access or policy.describe_access(settings)
+        for one in Stack.function_settings() if settings is None else settings:
+            access = access or policy.describe_access(one)
         return access
+
+    @staticmethod
+    def config_senders(settings: list[Any]) -> dict[str, str]:
+        """The senders the functions' config files name (address -> display name): each `Senders`
+        entry and each digest's `FromEmailAddress`. `make sync` creates the former at SES; locally
+        they are verified from the start, so what the repository ships sends at once."""
+        senders: dict[str, str] = {}
+        for one in settings:
+            data = one.file if isinstance(one.file, dict) else {}
+            for entry in data.get("Senders") or []:
+                address = str(entry.get("EmailAddress") or "").strip()
+                if "@" in address and not address.startswith("@"):  # an @domain names no sender
+                    senders.setdefault(address.lower(), str(entry.get("EmailSenderName") or ""))
+            for definition in (data.get("Digests") or {}).values():
+                sender = str(definition.get("FromEmailAddress") or "")
+                name, _, address = sender.rpartition("<")
+                address = address.rstrip(">").strip()
+                if "@" in address:
+                    senders.setdefault(address.lower(), name.strip().strip('"'))
+        return senders
 
     def _configure_emulator(self) -> None:
         emu = self.emulator
@@ -180,6 +212,8 @@ class Stack:
         extra = [s.strip() for s in os.environ.get("SESMAIL_EMULATOR_SENDERS", "").split(",") if s.strip()]
         for sender in (*KNOWN_SENDERS, os.environ.get("SESMAIL_DEFAULT_SENDER") or DEFAULT_SENDER, *extra):
             emu.add_sender(sender.rpartition("<")[2].rstrip(">").strip())
+        for address, name in self.senders.items():  # the config file's, as `make sync` would create them
+            emu.add_sender(address, name)
         secret = (os.environ.get("SESMAIL_WEBHOOK_SECRETS") or "").split(",")[0].strip()
         assert self.gateway is not None
         default_url = f"{self.gateway.url}/webhook?token={secret}" if secret else ""
@@ -208,7 +242,9 @@ class Stack:
         if config_path:
             self._set_env("SESMAIL_CONFIG", config_path, force=False)
         try:
-            self.access = self.check_config()
+            settings = self.function_settings()
+            self.access = self.check_config(settings)
+            self.senders = self.config_senders(settings)
         except BaseException:
             self.stop()
             raise
@@ -337,7 +373,8 @@ class Stack:
             *[f"  {'Clients' if index == 0 else '':<15}{line}" for index, line in enumerate(self.access)],
             f"  Mail page      {emu.url}/",
             f"  Mail JSON      {emu.url}/_local/messages  (newest first; /_local/messages/latest)",
-            f"  SES emulator   {emu.url}  SecretId {emu.secret_id}  SecretKey {emu.secret_key}  any region",
+            f"  SES emulator   {emu.url}  SecretId {emu.secret_id}  SecretKey {emu.secret_key}"
+            f"  region {', '.join(sorted(emu.regions or ['any']))}  AppId {emu.app_id}",
             f"  SES SMTP       {self.smtp.host}:{self.smtp.port}  user: a sender address, password {self.smtp.password}"
             f"  (transport {os.environ.get('SESMAIL_TRANSPORT') or 'api'}; SESMAIL_TRANSPORT=smtp sends through it)",
             f"  Callbacks      -> {emu.callback_url or 'off'}",
@@ -360,7 +397,7 @@ class Stack:
             f"  curl -s {gw}/send -H 'Authorization: Bearer dev-key' \\",
             "    -d '{\"Destination\": [\"ada@example.com\"], \"Subject\": \"Hello\","
             " \"Template\": {\"TemplateID\": 2, \"TemplateData\": {\"name\": \"Ada\"}}}'",
-            "  python -m local fire <TriggerName>     (runs a timer now)",
+            "  make fire TRIGGER=<TriggerName>     (runs a timer now; `make fire` lists them)",
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
@@ -376,15 +413,21 @@ class Stack:
 
 def _fire(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m local fire",
-                                     description="Fire a timer of the running local stack now.")
-    parser.add_argument("trigger", metavar="TriggerName")
+                                     description="Fire a timer of the running local stack now (make fire "
+                                                 "TRIGGER=<TriggerName>); without a name, list its timers.")
+    parser.add_argument("trigger", metavar="TriggerName", nargs="?")
     parser.add_argument("--emulator", default=os.environ.get("SESMAIL_EMULATOR_URL", "http://127.0.0.1:8090"),
                         help="the running stack's SES emulator (default %(default)s)")
     args = parser.parse_args(argv)
-    url = f"{args.emulator.rstrip('/')}/_local/timers/{urllib.parse.quote(args.trigger, safe='')}"
+    base = f"{args.emulator.rstrip('/')}/_local/timers"
+    if args.trigger:
+        request = urllib.request.Request(f"{base}/{urllib.parse.quote(args.trigger, safe='')}", data=b"",
+                                         method="POST")
+    else:
+        request = urllib.request.Request(base)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(urllib.request.Request(url, data=b"", method="POST"), timeout=900) as reply:
+        with opener.open(request, timeout=900) as reply:
             result = json.loads(reply.read())
     except urllib.error.HTTPError as exc:
         print(exc.read().decode("utf-8", "replace"), file=sys.stderr)
@@ -392,6 +435,14 @@ def _fire(argv: list[str]) -> int:
     except OSError as exc:
         print(f"no local stack answers at {args.emulator} ({exc}); start it with `make dev`", file=sys.stderr)
         return 1
+    if not args.trigger:
+        timers = result.get("Timers") or []
+        print("make fire TRIGGER=<TriggerName> runs one of the timers now:" if timers else
+              "the running stack has no timers (serverless.yml declares none)")
+        for timer in timers:
+            when = f"next {timer['Next']}" if timer.get("Next") else "enable: false, fired by hand only"
+            print(f"  {timer['TriggerName']:<24} {timer['CronExpression']:<20} -> {timer['Function']}  ({when})")
+        return 0
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 1 if "Error" in result else 0
 
@@ -400,7 +451,8 @@ def _dev(argv: list[str]) -> int:
     from sesmail.errors import ConfigError
 
     parser = argparse.ArgumentParser(prog="python -m local", description="Run the sesmail local stack (make dev). "
-                                     "`python -m local fire <TriggerName>` fires a timer of a running stack.")
+                                     "`python -m local fire <TriggerName>` (make fire TRIGGER=<TriggerName>) "
+                                     "fires a timer of a running stack.")
     parser.add_argument("--gateway-port", type=int, default=8080)
     parser.add_argument("--emulator-port", type=int, default=8090)
     parser.add_argument("--smtp-port", type=int, default=None, help="SES's SMTP interface, emulated (default 8025)")

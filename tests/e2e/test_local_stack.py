@@ -98,3 +98,14 @@ def test_a_timer_fired_from_the_command_line_runs_its_batch(stack):
 def test_an_unknown_timer_is_a_404(stack):
     status, body = stack.local("/_local/timers/no-such-timer", {}, method="POST")
     assert (status, body["Error"]["Code"]) == (404, "ResourceNotFound")
+
+
+def test_fire_without_a_timer_name_lists_the_timers_of_the_running_stack(stack):
+    # `make fire` without TRIGGER: what could be fired, and how
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    listed = subprocess.run([sys.executable, "-m", "local", "fire", "--emulator", stack.emulator],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == "make fire TRIGGER=<TriggerName> runs one of the timers now:"
+    assert any(line.split()[:4] == [TIMER, "0", "0", "3"] and "-> batch" in line for line in lines[1:]), lines

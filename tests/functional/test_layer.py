@@ -124,3 +124,13 @@ def test_the_smtp_transport_runs_on_python_39_from_the_layer_alone(built, ses_fa
         assert answers[0][0] == 200, answers
         assert answers[0][1]["MessageId"].endswith("@example.com")
         assert [r["Reply"] for r in endpoint.received] == ["250 OK"]
+
+
+@pytest.mark.parametrize(("extras", "name"), [
+    ([], "sesmail-layer-py3.9.zip"),
+    (["pg8000==1.31.5", "scramp==1.4.6"], "sesmail-layer-py3.9-pg8000.zip"),  # the driver, not its pinned dependency
+    (["PyMySQL==1.2.4"], "sesmail-layer-py3.9-pymysql.zip"),
+    (["some_package>=2"], "sesmail-layer-py3.9-some-package.zip"),  # not a driver: named all the same
+])
+def test_the_zip_name_says_which_database_driver_it_carries(extras, name):
+    assert layer_build.zip_name("3.9", extras) == name

@@ -146,5 +146,44 @@ def test_time_limits_memory_and_asynchronous_retries_fit_scf():
         assert [event.get("http", {}).get("parameters", {}).get("authType") for event in inputs["events"]
                 if "http" in event] == ["NONE"]  # one Function URL; the function checks its own keys
     batch = FUNCTIONS[1]["inputs"]
-    assert (batch["retryNum"], batch["msgTTL"]) == (2, 21600)
     assert batch["deadLetter"]["name"] == "${env:SESMAIL_DEPLOY_DEAD_LETTER}"
+
+
+@pytest.mark.parametrize("doc", FUNCTIONS, ids=lambda doc: doc["name"])
+def test_timer_retries_are_scfs_defaults_and_every_function_url_answers_synchronously(doc):
+    inputs = doc["inputs"]
+    # "Async execution" (asyncRunEnable) would answer a Function URL call with a RequestId only; and
+    # the scf component applies retryNum and msgTTL only with it, so they would be dead settings.
+    assert inputs.get("asyncRunEnable", False) is False
+    assert not {"retryNum", "msgTTL"} & set(inputs), "retryNum/msgTTL take effect only with asyncRunEnable: true"
+
+
+def test_the_function_url_hosts_in_comments_are_tencents_documented_form():
+    with open(FUNCTIONS_FILE, encoding="utf-8") as handle:
+        text = handle.read()
+    hosts = re.findall(r"https://\S*tencentscf\.com", text)
+    assert hosts
+    documented = re.compile(r"https://<app-id>-<url-id>(\.in)?\.<region>\.tencentscf\.com")
+    assert [host for host in hosts if not documented.fullmatch(host)] == []
+
+
+def _local_retries(tmp_path, extra: str) -> tuple[int, list[str]]:
+    folder = tmp_path / "functions" / "job"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.py").write_text("def main_handler(event, context):\n    return {}\n")
+    path = tmp_path / "serverless.yml"
+    path.write_text("component: scf\nname: job\ninputs:\n  src: ./functions/job\n  handler: index.main_handler\n"
+                    + extra)
+    specs, _, problems = serverless.read(str(tmp_path))
+    return specs["job"].retries, problems
+
+
+def test_the_local_stack_retries_a_timer_as_scf_would(tmp_path):
+    # SCF's default: 2 retries of a failed asynchronous run
+    assert _local_retries(tmp_path, "") == (2, [])
+    # retryNum counts only where the component applies it
+    assert _local_retries(tmp_path, "  asyncRunEnable: true\n  retryNum: 0\n") == (0, [])
+    retries, problems = _local_retries(tmp_path, "  retryNum: 5\n  msgTTL: 60\n")
+    assert retries == 2
+    assert problems == ["job: retryNum and msgTTL take effect only with asyncRunEnable: true; SCF keeps its defaults"
+                        " (2 retries, 6 h)"]

@@ -176,5 +176,5 @@ def test_a_bare_emulator_accepts_any_sender_and_any_template():
 
 
 def test_unsupported_actions_answer_unsupported_operation(ses, client):
-    for action in ("GetStatisticsReport", "CreateEmailIdentity", "ListBlackEmailAddress"):
+    for action in ("CreateEmailIdentity", "CreateCustomBlacklist", "GetAbuseReport"):
         assert code_of(client, action, {}) == "UnsupportedOperation"

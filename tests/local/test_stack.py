@@ -47,6 +47,7 @@ def timers_file(tmp_path):
           src: {{src: {json.dumps(str(folder))}}}
           handler: index.main_handler
           timeout: 7
+          asyncRunEnable: true
           retryNum: 1
           events:
             - timer: {{parameters: {{name: every-minute, cronExpression: '0 * * * * * *', enable: true,
@@ -69,8 +70,9 @@ def test_the_stack_sets_up_the_emulator_as_a_fresh_account(clean_env, tmp_path, 
     stack = start(tmp_path)
     try:
         emu = stack.emulator
+        # the stack's own, SESMAIL_EMULATOR_SENDERS, and the senders of the repository's sesmail.json
         assert emu.senders == {"noreply@sesmail.local", "noreply@example.com", "news@shop.example",
-                               "shop@shop.example"}
+                               "shop@shop.example", "noreply@mail.example.com", "digest@mail.example.com"}
         limits = (emu.template_check, emu.rate_limit, emu.recipient_hourly_limit, emu.daily_quota)
         assert limits == (True, 20, None, 500)
         assert emu.callback_url == f"{stack.gateway.url}/webhook?token=dev-secret"
@@ -133,7 +135,7 @@ def test_timers_are_listed_fired_now_and_on_schedule(clean_env, tmp_path, timers
         later = datetime.now(timezone.utc) + timedelta(hours=1, minutes=1)
         stack.scheduler.run_pending(later)
         wait_for(lambda: {c[0]["TriggerName"] for c in calls} >= {"every-minute", "failing"}, what="the timers")
-        # A run that raises is retried (retryNum: 1 -> two attempts in all).
+        # A run that raises is retried (retryNum: 1, applied with asyncRunEnable -> two attempts in all).
         wait_for(lambda: [c[0]["TriggerName"] for c in calls].count("failing") == 2, what="the retry")
         assert [c[0]["TriggerName"] for c in calls].count("by-hand") == 1
     finally:
@@ -172,3 +174,30 @@ def test_the_banner_prints_each_clients_effective_access(clean_env, tmp_path, mo
         "                 web (1 key): scopes send, digest; senders @shop.example; templates any; reply-to any;"
         " headers none; digests none; receivers none (and its own lists); limits 3 mails/recipient/hour;"
         " origins none (server key)")
+
+
+def test_a_fresh_stack_sends_the_shipped_digest_from_the_config_files_sender(clean_env, tmp_path):
+    # GIVEN a first `make dev` (an empty data directory, no `make sync`) with the repository's
+    # sesmail.json and serverless.yml
+    with open(os.path.join(stack_module.ROOT, "sesmail.json"), encoding="utf-8") as handle:
+        shipped = json.load(handle)
+    digest = shipped["Digests"]["daily"]
+    stack = start(tmp_path)
+    try:
+        sender = digest["FromEmailAddress"].rpartition("<")[2].rstrip(">")
+        assert {s["EmailAddress"] for s in shipped["Senders"]} | {sender} <= (stack.emulator.senders or set())
+        # WHEN an item is queued through the gateway and the shipped timer fires
+        item = json.dumps({"Digest": "daily", "Email": "reader@stack.example", "Item": {"title": "First"}}).encode()
+        request = urllib.request.Request(f"{stack.gateway.url}/digest/items", data=item, method="POST",
+                                         headers={"Authorization": "Bearer dev-key",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            assert reply.status == 200
+        fired = stack.fire("digest-daily")
+        # THEN it is sent, from the digest's sender, rendered from the shipped template
+        assert "Error" not in fired, fired
+        assert json.loads(fired["Result"]["body"])["Sent"] == 1, fired
+        [mail] = [m for m in stack.emulator.sent if m["Destination"] == ["reader@stack.example"]]
+        assert mail["FromEmailAddress"] == digest["FromEmailAddress"]
+    finally:
+        stack.stop()

@@ -279,7 +279,7 @@ def _reply_to(value: Any, path: str, context: dict) -> None:
 
 _SENDERS = _list(_string("must be an address or @domain", _ADDRESS_OR_DOMAIN), "addresses or @domains")
 
-# A client's policy (SPEC: keys, scopes and policies). What each field bounds is enforced in
+# A client's policy (README.md#security-model). What each field bounds is enforced in
 # sesmail.policy; here only its shape.
 CLIENT_POLICY: dict[str, _Check] = {
     "Scopes": _list(_string("must be one of " + ", ".join(SCOPES), choices=SCOPES), "scopes"),

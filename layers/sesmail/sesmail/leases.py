@@ -17,10 +17,10 @@ The lease keys are keyed hashes (`rules.address_hash`): the table holds no addre
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
-import hmac
+import os
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,18 +39,25 @@ _POLL_FIRST_S, _POLL_MAX_S = 0.05, 0.5
 
 
 def keys_for(secret: str | None, kind: str, sender: str, addresses: list[str]) -> list[str]:
-    """Lease keys for (sender, address) pairs: HMAC-SHA256 under `secret` (the erasure key, so the
-    table cannot be reversed with a dictionary of addresses; an empty key without one). `kind`
-    separates what the key guards ("send" for a recipient, "list" for a recipient list)."""
-    key = (secret or "").encode("utf-8")
-    return sorted({hmac.new(key, f"{kind}\n{sender.lower()}\n{address.lower()}".encode("utf-8", "surrogatepass"),
-                            hashlib.sha256).hexdigest() for address in addresses})
+    """Lease keys for (sender, address) pairs: BLAKE2b keyed with the erasure key (so the table
+    cannot be reversed with a dictionary of addresses; an empty key without one). `kind` separates
+    what the key guards ("send" for a recipient, "list" for a recipient list and subject)."""
+    key = _mac_key(secret)
+    return sorted({hashlib.blake2b(f"{kind}\n{sender.lower()}\n{address.lower()}".encode("utf-8", "surrogatepass"),
+                                   key=key, digest_size=32).hexdigest() for address in addresses})
+
+
+@functools.lru_cache(maxsize=4)
+def _mac_key(secret: str | None) -> bytes:
+    # BLAKE2b takes keys of up to 64 bytes: a longer secret is hashed down to 32.
+    raw = (secret or "").encode("utf-8", "surrogatepass")
+    return raw if len(raw) <= 64 else hashlib.sha256(raw).digest()
 
 
 def owner_for(ref: str | None) -> str:
     """An attempt's owner name: its Idempotency-Key reference (a repeat of the key may take its own
     leases again), or a name of its own."""
-    return ref if ref else "once:" + uuid.uuid4().hex
+    return ref if ref else "once:" + os.urandom(12).hex()
 
 
 class Lease:
