@@ -14,6 +14,16 @@ from local.ses_emulator import SesEmulator
 from sesmail import config, log, policy, ses, store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A machine that booted a moment ago: `time.monotonic()` starts near 0 there, and a test that mixes
+# a fake clock with the real one fails only on such a machine. `SESMAIL_TEST_UPTIME=<seconds>` makes
+# this test process see the machine as up that long (CI sets 60, so the clock cannot matter).
+if os.environ.get("SESMAIL_TEST_UPTIME"):
+    import time as _time
+
+    _real_monotonic = _time.monotonic
+    _boot = _real_monotonic() - float(os.environ["SESMAIL_TEST_UPTIME"])
+    _time.monotonic = lambda: _real_monotonic() - _boot
 SECRET_ID, SECRET_KEY = "AKIDtest", "test-secret-key"
 
 
