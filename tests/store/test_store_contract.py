@@ -183,6 +183,16 @@ def test_a_taker_that_gives_up_leaves_the_leases_it_took_over_free_from_its_own_
         ("", NOW + 10), ("x", NOW + 30)]
 
 
+def test_admit_answers_the_suppressions_and_takes_the_leases_in_one_call(store, backend):
+    store.suppress("gone@example.com", "all", "hard_bounce", "callback", NOW)
+    hashes = {"gone@example.com": "a" * 64, "ok@example.com": "b" * 64}
+    found, blocked = store.admit(["gone@example.com", "ok@example.com"], True, hashes, [K1, K2], "a", NOW + 30, NOW)
+    assert (found, blocked) == ({"gone@example.com": {"Scope": "all", "Reason": "hard_bounce"}}, None)
+    assert store.admit(["ok@example.com"], True, hashes, [K2], "b", NOW + 30, NOW) == ({}, (NOW + 30, True))
+    assert backend.execute("SELECT lease_key FROM sesmail_leases WHERE owner = 'a' ORDER BY lease_key") == [
+        (K1,), (K2,)]
+
+
 def test_concurrent_takers_of_overlapping_leases_never_both_win(stores, backend):
     made = [stores() for _ in range(6)]
     keys = [[K1, K2], [K2, K3], [K3, K1], [K1], [K2], [K3]]

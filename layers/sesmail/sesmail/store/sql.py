@@ -413,19 +413,26 @@ class SqlStore:
         """suppressions_for(emails, …) and take_leases(keys, …) together: what a send asks before
         it calls SES. On PostgreSQL one statement (a data-modifying WITH); elsewhere two."""
         wanted = sorted(set(keys))
-        if self.dialect.name != "postgresql" or not wanted or 2 * len(emails) > _SUPPRESSION_CHUNK:
+        if not wanted or 2 * len(emails) > _SUPPRESSION_CHUNK:
             return (self.suppressions_for(emails, marketing, hashes=hashes),
                     self.take_leases(wanted, owner, until, free_before))
         select, select_params, by_key = self._suppressions_sql(emails, marketing, hashes)
         take, take_params = self._take_sql(wanted, owner, until, free_before)
+        name = self.dialect.name
 
         def work(cursor):
-            cursor.execute("WITH taken AS (" + take + " RETURNING 1) " + select
-                           + " UNION ALL SELECT '', '', CAST(COUNT(*) AS VARCHAR) FROM taken",
-                           (*take_params, *select_params))
-            rows = cursor.fetchall()
-            found = self._suppression_result([row for row in rows if row[0] != ""], by_key)
-            taken = int(next(row[2] for row in rows if row[0] == ""))
+            if name == "postgresql":
+                cursor.execute("WITH taken AS (" + take + " RETURNING 1) " + select
+                               + " UNION ALL SELECT '', '', CAST(COUNT(*) AS VARCHAR) FROM taken",
+                               (*take_params, *select_params))
+                rows = cursor.fetchall()
+                found = self._suppression_result([row for row in rows if row[0] != ""], by_key)
+                taken = int(next(row[2] for row in rows if row[0] == ""))
+            else:
+                cursor.execute(select, select_params)
+                found = self._suppression_result(cursor.fetchall(), by_key)
+                cursor.execute(take, take_params)
+                taken = self._count_held(cursor, wanted, owner) if name == "mysql" else cursor.rowcount
             return found, self._taken_or_blocked(cursor, taken, wanted, owner, free_before)
 
         return self._run(work)
