@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fuzz.harness import Figures, figures_of
+from sesmail import config, store
+from tests.fuzz.harness import Figures, figures_of, postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, env, monkeypatch):
+    """The store's database: the env fixture's SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield request.param, env["SESMAIL_DATABASE_URL"]
+        return
+    with postgres_database() as url:
+        monkeypatch.setenv("SESMAIL_DATABASE_URL", url)
+        config.reset()
+        store.reset()
+        yield request.param, url
+        store.reset()
 
 
 @pytest.fixture

@@ -29,11 +29,11 @@ from typing import Any
 
 import pytest
 
-from sesmail import config, digest, leases, ses, store
+from sesmail import config, digest, leases, ses
 from tests.conftest import ROOT, load_function
 from tests.events import context, http_event, sample_send_payload
 from tests.faults.test_fault_injection import raw_rows
-from tests.fuzz.harness import LONG, check_answer, postgres_database
+from tests.fuzz.harness import LONG, check_answer
 
 SEED = int(os.environ.get("SESMAIL_FAULT_SEED", "20261201"))
 RECIPIENTS = [f"dana{index}@example.com" for index in range(12 if LONG else 6)]
@@ -49,20 +49,6 @@ CHAOS = "SendEmail:drop_after=15%; SendEmail:drop_before=10%"
 DIGEST_FROM = "Digest <noreply@mail.qcloud.com>"
 DIGEST_SUBJECT = "Your digest of the day"
 TRIGGER = "digest-doubts"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, env, monkeypatch):
-    """The store's database: the env fixture's SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield request.param, env["SESMAIL_DATABASE_URL"]
-        return
-    with postgres_database() as url:
-        monkeypatch.setenv("SESMAIL_DATABASE_URL", url)
-        config.reset()
-        store.reset()
-        yield request.param, url
-        store.reset()
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import pytest
 from sesmail import batching, config, digest, policy, ses, store, webhook
 from tests.conftest import ROOT, load_function
 from tests.events import context, fixture, http_event
-from tests.fuzz.harness import LONG, check_answer, postgres_admin, postgres_database
+from tests.fuzz.harness import LONG, check_answer, postgres_admin
 
 N_SENDS = 1000 if LONG else 300
 MAX_ATTEMPTS = 25  # the client's bound on retries of one send
@@ -333,20 +333,6 @@ def test_a_digest_timer_delivered_three_times_sends_one_digest_each(env, batch, 
 
 
 # -- (d) callbacks ----------------------------------------------------------------------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, env, monkeypatch):
-    """The store's database: the env fixture's SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield request.param, env["SESMAIL_DATABASE_URL"]
-        return
-    with postgres_database() as url:
-        monkeypatch.setenv("SESMAIL_DATABASE_URL", url)
-        config.reset()
-        store.reset()
-        yield request.param, url
-        store.reset()
-
 
 def raw_rows(kind: str, url: str, sql: str) -> list[tuple]:
     """Read the database beside the store (not through it)."""
