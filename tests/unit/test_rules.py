@@ -127,6 +127,8 @@ RULE_CASES = {
         ({"SmtpHeaders": f'["{MARK}"]'}, "SmtpHeaders"),
     ("SmtpHeaders", "no line breaks or control characters in names or values (they are mail headers)"):
         ({"SmtpHeaders": {"X-Tag": f"{MARK}\x85Bcc: a@example.com"}}, "SmtpHeaders"),
+    ("Topic", "a string"): ({"Topic": [MARK]}, "Topic"),
+    ("Topic", "1 to 32 characters"): ({"Topic": MARK * 7}, "Topic"),
     ("FromEmailAddress", "no line breaks or control characters (it is a mail header)"):
         ({"FromEmailAddress": f"{MARK}\x0b <noreply@mail.example.com>"}, "FromEmailAddress"),
     ("ReplyToAddresses", "no line breaks or control characters (it is a mail header)"):
@@ -627,7 +629,7 @@ def test_json_schema_is_a_closed_object_schema_listing_every_field():
     assert set(schema["required"]) == {"Destination", "Subject"}
     assert set(schema["properties"]) == {
         "FromEmailAddress", "Destination", "Cc", "Bcc", "Subject", "ReplyToAddresses", "Template", "Simple",
-        "Attachments", "Unsubscribe", "TriggerType", "HeaderFrom", "SmtpMessageId", "SmtpHeaders"}
+        "Attachments", "Unsubscribe", "TriggerType", "HeaderFrom", "SmtpMessageId", "SmtpHeaders", "Topic"}
 
 
 def test_json_schema_carries_the_ses_limits():

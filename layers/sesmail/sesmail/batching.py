@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Callable
 
-from . import idempotency, leases, log, policy, rules
+from . import idempotency, leases, log, policy, rules, topics
 from .errors import NotFound, OutcomeUnknown, SesmailError, StoreUnavailable, Unavailable
 from .http import Call, Response
 from .store import open_store
@@ -342,13 +342,14 @@ def _created_at(value: Any) -> float | None:
         return None
 
 
-def _drop_suppressed(settings: Any, recipients: list[dict]) -> tuple[list[dict], list[str], list[int]]:
+def _drop_suppressed(settings: Any, recipients: list[dict],
+                     scope: bool | str = True) -> tuple[list[dict], list[str], list[int]]:
     """Inline recipients on the suppression list are left out (a batch is marketing mail, so
     unsubscribes count too) and named by field in the answer, never by address (nor why).
     Returns the kept recipients, the names of those left out, and the kept ones' indexes."""
     from .sending import suppressed
 
-    found = suppressed(settings, open_store(settings.database_url), [r["Email"] for r in recipients], marketing=True)
+    found = suppressed(settings, open_store(settings.database_url), [r["Email"] for r in recipients], marketing=scope)
     kept, skipped, positions = [], [], []
     for index, recipient in enumerate(recipients):
         if recipient["Email"].lower() in found:
@@ -419,16 +420,18 @@ def run_batch(settings: Any, deadline: Any, client: str, payload: Any, scope: st
         policy.check_batch(settings, client, params,
                            lambda receiver_id: open_store(settings.database_url).owns_list(receiver_id, client),
                            lambda receiver_id: _list_size(settings, deadline, receiver_id))
+    audience = topics.apply_to_batch(settings, params)  # its Topic: what suppressions count (docs/topics.md)
     recipients = params.pop("Recipients", None)
     skipped: list[str] = []
     positions: list[int] | None = None
     if recipients is not None:
-        recipients, skipped, positions = _drop_suppressed(settings, recipients)
+        recipients, skipped, positions = _drop_suppressed(settings, recipients, audience)
         if not recipients:
             from .errors import Forbidden
 
             raise Forbidden("every recipient is on the suppression list", field="Recipients",
                             code="FailedOperation.EmailAddrInBlacklist")
+        topics.add_to_recipients(settings, audience, recipients, positions)  # their preferences_url
     batch = BatchRun(settings, deadline, client, params, recipients, f"{scope}/{key}" if key is not None else None)
     batch.positions = positions
     if not trusted and policy.limits_recipients(settings, client):

@@ -142,6 +142,11 @@ class Settings:
         variables = self.file.get("TemplateVariables") or {}
         self.template_variables: dict[str, list[str]] = {str(k): list(v) for k, v in variables.items()}
         self.event_hook: str | None = self.file.get("EventHook")
+        # Topics and one-click unsubscribe (docs/topics.md): on when both settings are present.
+        from .topics import read_settings
+
+        self.public_url, self.unsubscribe_secrets = read_settings(env)
+        self.topics: dict[str, dict] = dict(self.file.get("Topics") or {})
 
     @staticmethod
     def _read_file(path: str) -> dict:
@@ -266,6 +271,12 @@ def _digest_name(value: Any, path: str, context: dict) -> None:
         raise _fail(context, path, "names no digest declared under Digests")
 
 
+def _topic_name(value: Any, path: str, context: dict) -> None:
+    _string()(value, path, context)
+    if value not in context["topics"]:
+        raise _fail(context, path, "names no topic declared under Topics")
+
+
 def _one_template(value: dict, path: str, context: dict) -> None:
     if ("TemplateID" in value) == ("TemplateName" in value):
         raise _fail(context, _join(path, "TemplateName"), "or TemplateID is required, and not both")
@@ -306,7 +317,14 @@ DIGEST: dict[str, _Check] = {
     "MaxAttempts": _integer(1, 100),
     "BatchAbove": _integer(0, 10_000_000),
     "Workers": _integer(1, 64),
+    "Topic": _topic_name,
 }
+
+# A topic readers can unsubscribe from (docs/topics.md): its name and how the preference page shows it.
+_TOPIC_TEXT = {"DisplayName": _string(), "Description": _text}
+TOPIC: dict[str, _Check] = dict(_TOPIC_TEXT, Translations=_map(
+    _object(_TOPIC_TEXT, "a topic's translation", required={"DisplayName": "is required"}),
+    "language -> {DisplayName, Description}", re.compile(r"en|zh"), "a language is en or zh"))
 
 FILE_SCHEMA: dict[str, _Check] = {
     "Senders": _list(_object({"EmailAddress": _string("must be an address", _ADDRESS_OR_DOMAIN),
@@ -321,6 +339,8 @@ FILE_SCHEMA: dict[str, _Check] = {
         "client name -> policy", _CLIENT_NAME, "a client's name is 1 to 64 letters, digits, - or _ "
         "(as before `=` in SESMAIL_API_KEYS)"),
     "EventHook": _string("must be \"module:function\"", re.compile(r"[\w.]+:\w+")),
+    "Topics": _map(_object(TOPIC, "a topic", required={"DisplayName": "is required"}), "topic name -> topic",
+                   re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"), "a topic's name is 1 to 32 letters, digits, - or _"),
 }
 
 
@@ -330,9 +350,11 @@ def check_file(source: str, data: dict, synced: bool = False) -> None:
     that SES refuses an unknown name itself), or always with `synced` (`make deploy`)."""
     templates = data.get("Templates")
     digests = data.get("Digests")
+    topics = data.get("Topics")
     names = set(templates) if isinstance(templates, dict) else set()
     context: dict[str, Any] = {"source": source, "templates": names if names or synced else None,
-                               "digests": set(digests) if isinstance(digests, dict) else set()}
+                               "digests": set(digests) if isinstance(digests, dict) else set(),
+                               "topics": set(topics) if isinstance(topics, dict) else set()}
     _object(FILE_SCHEMA, "the config file")(data, "", context)
 
 

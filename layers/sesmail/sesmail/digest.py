@@ -20,7 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from . import config, envelopes, leases, log, rules
+from . import config, envelopes, leases, log, rules, topics
 from .errors import InvalidInput, NotFound, OutcomeUnknown, RecipientBusy, SesmailError
 from .http import Call, Response
 from .store import open_store
@@ -59,7 +59,7 @@ def carrier_ref(digest: str, run: str, email: str) -> str:
     return "digest/" + hashlib.sha256(f"{digest}\n{run}\n{email}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _suppressed(settings: Any, store: Any, emails: list[str], marketing: bool) -> dict:
+def _suppressed(settings: Any, store: Any, emails: list[str], marketing: bool | str) -> dict:
     from .sending import suppressed  # an erased address's suppressions too
 
     return suppressed(settings, store, emails, marketing)
@@ -140,6 +140,8 @@ class _Sender:
             "Template": dict(template, TemplateData={}), "TriggerType": definition.get("TriggerType", 0),
         }, self.settings.default_sender, self.settings.templates)
         self.sender = rules.bare_address(self.base["FromEmailAddress"])
+        # Its topic (docs/topics.md): what the suppression list is asked, and each mail's unsubscribe link.
+        self.scope = topics.scope_for(self.base.get("TriggerType", 0) != 1, definition.get("Topic"))
         self.max_attempts = int(definition.get("MaxAttempts", DEFAULT_MAX_ATTEMPTS))
         from .ratelimit import limiter_for
 
@@ -169,12 +171,11 @@ class _Sender:
         # sender must not share this mail's window. The items' claim time starts the window that
         # resolves a doubt, and the lease lasts the run's whole time limit from it.
         # The suppression list is asked in the same statement (on PostgreSQL).
-        marketing = self.base.get("TriggerType", 0) != 1
         try:
             lease = leases.acquire(self.store, leases.keys_for(self.settings.erasure_key, "send", self.sender,
                                                                [email]),
                                    leases.owner_for(None), deadline.limit_s, deadline, None,
-                                   ([email], marketing, {email: rules.address_hash(self.settings.erasure_key, email)}))
+                                   ([email], self.scope, {email: rules.address_hash(self.settings.erasure_key, email)}))
         except RecipientBusy:
             self._count("Deferred")  # stays queued: the next run takes it
             return
@@ -189,6 +190,7 @@ class _Sender:
             return
         params = dict(self.base, Destination=[email],
                       Template=dict(self.base["Template"], TemplateData=_template_data(self.definition, items)))
+        topics.headers_for(self.settings, email, self.scope, params)  # one-click unsubscribe, when on
         if not _fits_subject(params["Subject"], params["Template"]["TemplateData"]):
             # No retry can change the items: they are marked failed, never sent to SES.
             lease.release()
@@ -255,10 +257,9 @@ def _send_through_lists(call: Call, sender: _Sender, definition: dict, name: str
     for email, item in store.claim_all_digest_items(name, run_key, time.time()):
         grouped.setdefault(email, []).append(item)
     emails = sorted(grouped)
-    marketing = sender.base.get("TriggerType", 0) != 1
     suppressed: set[str] = set()
     for start in range(0, len(emails), SUPPRESSION_CHUNK):
-        suppressed |= set(_suppressed(settings, store, emails[start:start + SUPPRESSION_CHUNK], marketing))
+        suppressed |= set(_suppressed(settings, store, emails[start:start + SUPPRESSION_CHUNK], sender.scope))
     if suppressed:
         store.finish_digest_emails(name, run_key, sorted(suppressed), "skipped", "suppressed")
     recipients, alone = [], []
@@ -266,7 +267,7 @@ def _send_through_lists(call: Call, sender: _Sender, definition: dict, name: str
     for email in emails:
         if email in suppressed:
             continue
-        data = _template_data(sender.definition, grouped[email])
+        data = topics.recipient_data(settings, email, sender.scope, _template_data(sender.definition, grouped[email]))
         if len(data.encode("utf-8")) > rules.MAX_RECIPIENT_DATA_BYTES or not _fits_subject(subject, data):
             alone.append(email)  # one by one; one whose values break the subject fails alone, not the lists
         else:

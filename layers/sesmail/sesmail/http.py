@@ -49,11 +49,12 @@ def error_response(error: SesmailError, request_id: str) -> dict:
 
 
 class Response:
-    """What a route returns: a status, a JSON body and extra headers."""
+    """What a route returns: a status, a JSON body (or a page's text, its type in `headers`) and
+    extra headers."""
 
     __slots__ = ("body", "headers", "status")
 
-    def __init__(self, status: int, body: dict, headers: dict | None = None) -> None:
+    def __init__(self, status: int, body: dict | str, headers: dict | None = None) -> None:
         self.status, self.body, self.headers = status, body, headers or {}
 
 
@@ -216,6 +217,8 @@ class App:
             status = result.status
             headers = {"X-Request-Id": request_id, **cors}
             headers.update(result.headers)
+            if isinstance(result.body, str):  # a page (text/html): its own headers name its type
+                return {"isBase64Encoded": False, "statusCode": status, "headers": headers, "body": result.body}
             body = dict(result.body)
             body.setdefault("RequestId", request_id)
             return response(status, body, headers)

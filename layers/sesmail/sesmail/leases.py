@@ -108,7 +108,7 @@ class Lease:
 
 
 def acquire(store: Any, keys: list[str], owner: str, hold_s: float, deadline: Any,
-            window_start: float | None = None, suppression: tuple[list[str], bool, dict] | None = None) -> Lease:
+            window_start: float | None = None, suppression: tuple[list[str], bool | str, dict] | None = None) -> Lease:
     """Take the leases until `hold_s` (the attempt's whole time limit: a run that dies keeps them
     until then) plus the margin from now. A lease in the way must have expired by the start of our
     window (`window_start`, default now), or our window would overlap the other attempt's. Waits

@@ -555,6 +555,11 @@ ATTACHMENT = Object(
     },
 )
 
+# sesmail's extension (docs/topics.md): the config file's topic a marketing mail belongs to; whether
+# it names one is checked against the config in sesmail.topics.
+_TOPIC = Str("a topic of the config file's Topics (marketing mail; sesmail's extension)", min_len=1, max_len=32,
+             length_code="InvalidParameterValue.UnknownTopic", header=False)
+
 SEND_EMAIL = Object(
     "SES SendEmail, with SES's own field names (API 2020-10-02).",
     {
@@ -581,6 +586,7 @@ SEND_EMAIL = Object(
         "SmtpMessageId": (Str("Message-ID header", min_len=1, max_len=255), False),
         "SmtpHeaders": (_HeadersJson("extra headers: a JSON object of name -> value",
                                      code="InvalidParameterValue"), False),
+        "Topic": (_TOPIC, False),
     },
     checks=(
         CrossCheck("Template", "required; `Simple` is disused by SES", "MissingParameter / "
@@ -752,6 +758,7 @@ BATCH_SEND_EMAIL = Object(
         "Unsubscribe": (Str("unsubscribe link language, \"0\" (none) to \"12\"", choices=UNSUBSCRIBE_CODES,
                             accept_int=True, header=False), False),
         "ADLocation": (Int("ad tag: 0 none, 1 before the subject, 2 after", 0, 2), False),
+        "Topic": (_TOPIC, False),
     },
     checks=(
         CrossCheck("Template", "required; `Simple` is disused; no `Attachments`", "MissingParameter / "

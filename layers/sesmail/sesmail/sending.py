@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from urllib.parse import unquote
 
-from . import config, idempotency, leases, log, policy, rules
+from . import config, idempotency, leases, log, policy, rules, topics
 from . import events as events_module
 from .errors import Forbidden, InvalidInput, NotFound, OutcomeUnknown, StoreUnavailable
 from .http import Call, Response
@@ -31,6 +31,8 @@ def send_email(call: Call) -> Response:
     rules.check_template_variables(params, settings.template_variables)
     if not call.trusted:
         policy.check_send(settings, call.client, params)  # the client's policy, before anything is stored
+    # Topic and one-click unsubscribe (docs/topics.md): what the suppression list is asked.
+    marketing = topics.apply_to_send(settings, params)
     # SESMAIL_TRANSPORT=smtp: the same request through SES's SMTP service (sesmail.smtp).
     mail = None
     if settings.transport == "smtp":
@@ -59,7 +61,7 @@ def send_email(call: Call) -> Response:
         bare = sorted({rules.bare_address(address) for address in recipients})
         lease = leases.acquire(store, lease_keys, owner, call.deadline.limit_s, call.deadline,
                                float(claim.attempt["Started"]) if claim is not None else None,
-                               (bare, params.get("TriggerType", 0) != 1, _hashes(settings, bare)))
+                               (bare, marketing, _hashes(settings, bare)))
         if lease.suppressed:
             lease.release()
             refuse_suppressed(params, lease.suppressed)
@@ -105,7 +107,8 @@ def send_email(call: Call) -> Response:
 
 
 _SUPPRESSED_CODES = {"all": "FailedOperation.EmailAddrInBlacklist",
-                     "marketing": "FailedOperation.ReceiverHasUnsubscribed"}
+                     "marketing": "FailedOperation.ReceiverHasUnsubscribed",
+                     "topic": "FailedOperation.ReceiverHasUnsubscribed"}
 
 
 def refuse_suppressed(params: dict, found: dict[str, dict]) -> None:
@@ -118,7 +121,8 @@ def refuse_suppressed(params: dict, found: dict[str, dict]) -> None:
             entry = found.get(rules.bare_address(address))
             if entry:
                 # Never why (a bounce, a complaint): that is the recipient's business, not the caller's.
-                code = _SUPPRESSED_CODES.get(entry["Scope"], _SUPPRESSED_CODES["all"])
+                code = _SUPPRESSED_CODES.get(entry["Scope"].partition(":")[0] if entry["Scope"].startswith(
+                    topics.TOPIC_SCOPE) else entry["Scope"], _SUPPRESSED_CODES["all"])
                 raise Forbidden(f"{name}[{index}] is on the suppression list", field=f"{name}[{index}]", code=code)
 
 
@@ -127,7 +131,7 @@ def _hashes(settings, bare: list[str]) -> dict[str, str]:
     return {address: rules.address_hash(settings.erasure_key, address) for address in bare}
 
 
-def suppressed(settings, store, addresses: list[str], marketing: bool) -> dict[str, dict]:
+def suppressed(settings, store, addresses: list[str], marketing: bool | str) -> dict[str, dict]:
     """Which of these addresses may not be mailed ({bare address: {"Scope", "Reason"}}), looked up
     as they are and as an erasure keeps them (under a keyed hash), in one query."""
     bare = sorted({rules.bare_address(address) for address in addresses})
@@ -241,31 +245,48 @@ def list_suppressions(call: Call) -> Response:
     offset = rules.Int("Offset", 0, 2**31 - 1).compile()(query.get("Offset", 0), "Offset")
     limit = rules.Int("Limit", 1, 100, "FailedOperation.InvalidLimit").compile()(query.get("Limit", 100), "Limit")
     rows = open_store(call.settings.database_url).list_suppressions(offset, limit)
+    for row in rows:  # a topic unsubscribe (docs/topics.md): Scope "topic" and its Topic
+        if row["Scope"].startswith(topics.TOPIC_SCOPE):
+            row.update(Scope="topic", Topic=topics.topic_of(row["Scope"]))
     return Response(200, {"Suppressions": rows, "Offset": offset, "Limit": limit})
 
 
 def add_suppression(call: Call) -> Response:
-    """PUT /suppressions/<address> with an optional {"Scope": "all"|"marketing", "Reason"}."""
+    """PUT /suppressions/<address> with an optional {"Scope": "all"|"marketing", "Reason"}, or
+    {"Topic": "<name>"} for one topic's marketing mail (docs/topics.md)."""
     address = _address(call)
     body = call.payload() if call.request and call.request.body else {}
-    if not isinstance(body, dict) or set(body) - {"Scope", "Reason"}:
-        raise InvalidInput("the body may only hold Scope and Reason", code="UnknownParameter")
-    scope = body.get("Scope", "all")
-    if scope not in _SCOPES:
+    if not isinstance(body, dict) or set(body) - {"Scope", "Reason", "Topic"}:
+        raise InvalidInput("the body may only hold Scope, Reason and Topic", code="UnknownParameter")
+    scope = body.get("Scope", "all" if "Topic" not in body else "topic")
+    if "Topic" in body:
+        if scope != "topic":
+            raise InvalidInput("Scope must be \"topic\" (or absent) with a Topic", field="Scope",
+                               code="InvalidParameterValue")
+        scope = topics.topic_scope(topics.check_topic(call.settings, body["Topic"]))
+    elif scope not in _SCOPES:
         raise InvalidInput("Scope must be \"all\" or \"marketing\"", field="Scope", code="InvalidParameterValue")
     reason = body.get("Reason", "manual")
     if not isinstance(reason, str) or not 1 <= len(reason) <= 64 or not reason.isprintable():
         raise InvalidInput("Reason must be 1 to 64 printable characters", field="Reason",
                            code="InvalidParameterValue")
     open_store(call.settings.database_url).suppress(address, scope, reason, "api", time.time())
-    return Response(200, {"Email": address, "Scope": scope, "Reason": reason})
+    topic = topics.topic_of(scope)
+    return Response(200, dict({"Email": address, "Scope": "topic" if topic else scope, "Reason": reason},
+                              **({"Topic": topic} if topic else {})))
 
 
 def remove_suppression(call: Call) -> Response:
     address = _address(call)
-    # An erased address's entries (kept under its hash) are lifted with it.
-    removed = open_store(call.settings.database_url).unsuppress(address,
-                                                               rules.address_hash(call.settings.erasure_key, address))
+    topic = (call.request.query if call.request else {}).get("Topic")
+    store = open_store(call.settings.database_url)
+    hashed = rules.address_hash(call.settings.erasure_key, address)
+    if topic is not None:  # ?Topic=<name>: only that topic's unsubscribe is lifted (docs/topics.md)
+        removed = store.unsuppress_scopes(address, hashed, [topics.topic_scope(topics.check_topic(call.settings,
+                                                                                                  topic))])
+    else:
+        # An erased address's entries (kept under its hash) are lifted with it.
+        removed = store.unsuppress(address, hashed)
     if not removed:
         raise NotFound("this address is not suppressed", field="Address")
     return Response(200, {"Removed": removed})

@@ -18,7 +18,7 @@ from ..errors import StoreUnavailable
 
 __all__ = ["SCHEMA_VERSION", "ConstraintViolation", "SqlStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The version table is created outside the numbered steps: it is what records them. One row,
 # pinned by its primary key, so two instances bootstrapping at once cannot insert two.
@@ -149,6 +149,11 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX {if_not_exists}sesmail_lists_created ON sesmail_lists (created_at)",
         "CREATE INDEX {if_not_exists}sesmail_lists_receiver ON sesmail_lists (receiver_id)",
     ],
+    [
+        # Topic unsubscribes (docs/topics.md) are suppressions under the scope `topic:<name>` (names
+        # of up to 32 characters): the scope column grows. SQLite does not enforce VARCHAR lengths.
+        "{widen_scope}",
+    ],
 ]
 
 # An erased address's suppressions are kept under this prefix and a keyed hash of the address
@@ -180,13 +185,16 @@ _UPSERT_SUPPRESSION = {
     "mysql": " ON DUPLICATE KEY UPDATE reason = VALUES(reason), source = VALUES(source)",
 }
 _DDL = {
-    "sqlite": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ", "add_column": "COLUMN "},
+    "sqlite": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ", "add_column": "COLUMN ",
+               "widen_scope": "SELECT 1"},
     "postgresql": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ",
-                   "add_column": "COLUMN IF NOT EXISTS "},
+                   "add_column": "COLUMN IF NOT EXISTS ",
+                   "widen_scope": "ALTER TABLE sesmail_suppressions ALTER COLUMN scope TYPE VARCHAR(48)"},
     # utf8mb4_bin: keys compare byte for byte (the server's default collation is case-insensitive,
     # which would merge two Idempotency-Keys differing in case). DYNAMIC rows allow index keys of
     # 3072 bytes: VARCHAR(320) in utf8mb4 is 1280.
     "mysql": {"text": "MEDIUMTEXT", "if_not_exists": "", "add_column": "COLUMN ",
+              "widen_scope": "ALTER TABLE sesmail_suppressions MODIFY scope VARCHAR(48) NOT NULL",
               "options": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"},
 }
 
@@ -408,7 +416,7 @@ class SqlStore:
 
         return self._run(work)
 
-    def admit(self, emails: list[str], marketing: bool, hashes: dict[str, str], keys: list[str], owner: str,
+    def admit(self, emails: list[str], marketing: bool | str, hashes: dict[str, str], keys: list[str], owner: str,
               until: float, free_before: float) -> tuple[dict[str, dict], tuple[float, bool] | None]:
         """suppressions_for(emails, …) and take_leases(keys, …) together: what a send asks before
         it calls SES. On PostgreSQL one statement (a data-modifying WITH); elsewhere two."""
@@ -688,9 +696,11 @@ class SqlStore:
             rows.append(row)
         return rows
 
-    def suppressions_for(self, emails: list[str], marketing: bool, *, hashes: dict[str, str]) -> dict[str, dict]:
+    def suppressions_for(self, emails: list[str], marketing: bool | str, *,
+                         hashes: dict[str, str]) -> dict[str, dict]:
         """Which of these addresses may not be mailed: scope "all" always, "marketing" too when the
-        mail is marketing. `hashes` maps each (lower-cased) address to its rules.address_hash, under
+        mail is marketing, and a topic's scope (`topic:<name>`, given as `marketing`) for marketing
+        mail on that topic (docs/topics.md). `hashes` maps each (lower-cased) address to its rules.address_hash, under
         which an erasure keeps its suppressions: both forms are looked up, in one query.
         {email (lower-cased): {"Scope", "Reason"}}; "all" wins over "marketing"."""
         wanted = sorted({email.lower() for email in emails})
@@ -710,11 +720,13 @@ class SqlStore:
 
         return self._run(work)
 
-    def _suppressions_sql(self, emails: list[str], marketing: bool,
+    def _suppressions_sql(self, emails: list[str], marketing: bool | str,
                           hashes: dict[str, str]) -> tuple[str, tuple, dict[str, str]]:
         """The lookup of `emails` and their erasure hashes; with {hashed key: address}."""
         wanted = sorted({email.lower() for email in emails})
         scopes = ("all", "marketing") if marketing else ("all",)
+        if isinstance(marketing, str):  # marketing mail on a topic: its topic's unsubscribes too
+            scopes += (marketing,)
         by_key = {HASHED_PREFIX + hashes[email]: email for email in wanted if email in hashes}
         keys = [*wanted, *sorted(by_key)]
         return (self._q("SELECT email, scope, reason FROM sesmail_suppressions WHERE email IN (" + _marks(len(keys))
@@ -728,6 +740,42 @@ class SqlStore:
             if email not in result or scope == "all":
                 result[email] = {"Scope": scope, "Reason": reason}
         return result
+
+    # -- topics and the preference page (docs/topics.md) ------------------------------------
+    def suppression_scopes(self, email: str, hashed: str) -> set[str]:
+        """Every scope an address is suppressed under, as itself or as its erasure kept it
+        (`hashed`: its rules.address_hash)."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT scope FROM sesmail_suppressions WHERE email IN (?, ?)"),
+                           (email.lower(), HASHED_PREFIX + hashed))
+            return {row[0] for row in cursor.fetchall()}
+
+        return self._run(work)
+
+    def unsuppress_scopes(self, email: str, hashed: str, scopes: list[str]) -> int:
+        """Lift these scopes of an address (and of what its erasure kept); returns the rows removed."""
+        if not scopes:
+            return 0
+
+        def work(cursor):
+            cursor.execute(self._q("DELETE FROM sesmail_suppressions WHERE email IN (?, ?) AND scope IN ("
+                                   + _marks(len(scopes)) + ")"), (email.lower(), HASHED_PREFIX + hashed, *scopes))
+            return max(cursor.rowcount, 0)
+
+        return self._run(work)
+
+    def sent_to(self, email: str, since: float, until: float) -> str | None:
+        """The first MessageId logged in [since, until] with `email` among its recipients: the mail
+        an unsubscribe link made at `since` came in (the sent log is short-lived: None after it)."""
+        def work(cursor):
+            cursor.execute(self._q("SELECT message_id FROM sesmail_sent WHERE created_at >= ? AND created_at <= ?"
+                                   f" AND LOWER(recipients) LIKE ? ESCAPE '{_LIKE_ESCAPE}'"
+                                   " ORDER BY created_at LIMIT 1"),
+                           (since, until, _like_contains(json.dumps(email.lower()))))
+            row = cursor.fetchone()
+            return row[0] if row else None
+
+        return self._run(work)
 
     # -- retention ----------------------------------------------------------------------------
     def purge(self, now: float, sent_before: float) -> dict:
