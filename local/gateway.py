@@ -36,6 +36,8 @@ ROUTES = (
     ("/batch", "batch"),
     ("/digest", "batch"),
     ("/webhook", "webhook"),
+    ("/unsubscribe", "webhook"),  # readers' links (docs/topics.md)
+    ("/preferences", "webhook"),
 )
 # Above SCF's 6 MB synchronous limit plus headroom; the function itself answers 413 below this.
 MAX_READ = 7 * 1024 * 1024

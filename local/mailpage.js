@@ -255,6 +255,7 @@
           : JSON.stringify(m.TemplateData)],
       ]),
       simulateButtons(m),
+      oneClickButton(m),
       el("h3", {}, ["Events ", badge(m.Badge, "The most telling event")]),
       el("div", {class: "scroll", id: "events-box"}, [eventsTable(m)]),
       el("h3", {text: "HTML"}),
@@ -300,6 +301,28 @@
     }));
     return el("div", {class: "actions", role: "group", "aria-label": "Simulate an event"},
       [el("span", {text: "Simulate for"}), who, ...buttons]);
+  }
+
+  /* RFC 8058: a mail with List-Unsubscribe-Post gets the button a mailbox provider shows; the
+     page's server posts the header's URL (this page may only talk to its own origin). */
+  function oneClickButton(m) {
+    const post = (m.Headers || []).find(([name]) => name.toLowerCase() === "list-unsubscribe-post");
+    if (!post) return el("span", {});
+    const result = el("span", {role: "status"});
+    const button = el("button", {type: "button", text: "Unsubscribe (one-click)", on: {click: async () => {
+      button.disabled = true;
+      try {
+        const answer = await api("/_local/messages/" + m.Id + "/one-click", {
+          method: "POST", headers: {Accept: "application/json"}});
+        result.textContent = "List-Unsubscribe answered " + answer.Status;
+        await refresh();
+      } catch (error) {
+        showError(error);
+      } finally {
+        button.disabled = false;
+      }
+    }}});
+    return el("div", {class: "actions", role: "group", "aria-label": "One-click unsubscribe"}, [button, result]);
   }
 
   async function simulate(id, kind, email, buttons) {

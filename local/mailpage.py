@@ -21,6 +21,8 @@ JSON API (PascalCase, as SES's own JSON):
   GET    /_local/messages/<id>/raw              the .eml; /html the HTML part; /attachments/<n>
   POST   /_local/messages/<id>/events           JSON {"Event": "open", "Email"?, "Link"?} or the same as
                                                 form fields (`curl -d Event=open`; `kind` for Event)
+  POST   /_local/messages/<id>/one-click        POST the mail's List-Unsubscribe URL as a mailbox provider
+                                                does (RFC 8058): {"Status": <its HTTP status>}
   DELETE /_local/messages                       forget every mail and event
   GET    /_local/templates                      loaded templates with IDs, status and variables
   GET|POST|DELETE /_local/chaos                 random faults ({"Chaos": "<spec>"}, see local.chaos)
@@ -364,6 +366,35 @@ def _event_fields(headers: Any, body: bytes) -> dict[str, str]:
     return fields
 
 
+def _one_click(emu: SesEmulator, row: Any) -> Answer:
+    """What a mailbox provider does when its reader presses "Unsubscribe" (RFC 8058): POST the
+    https (here: loopback http) URL of the mail's List-Unsubscribe header with the body
+    `List-Unsubscribe=One-Click`, from the server, following no redirect (docs/topics.md)."""
+    import urllib.error
+    import urllib.request
+
+    headers = {name.lower(): value for name, value in rendering.parse_mime(emu.mime(row))["Headers"]}
+    url = next((part.strip() for part in re.findall(r"<([^<>]+)>", headers.get("list-unsubscribe", ""))
+                if urlsplit(part.strip()).scheme in ("http", "https")), None)
+    if not url or headers.get("list-unsubscribe-post", "").strip() != "List-Unsubscribe=One-Click":
+        return _error(400, "InvalidParameterValue", "this mail has no one-click List-Unsubscribe (RFC 8058)")
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    request = urllib.request.Request(url, data=b"List-Unsubscribe=One-Click", method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as reply:
+            status = reply.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return _error(502, "ResourceUnavailable", f"the unsubscribe URL did not answer: {type(exc).__name__}")
+    return _json(200, {"Status": status})
+
+
 def _message_route(emu: SesEmulator, method: str, key: str, rest: list[str], headers: Any, body: bytes) -> Answer:
     row = emu.store.message(key)
     if row is None:
@@ -389,6 +420,8 @@ def _message_route(emu: SesEmulator, method: str, key: str, rest: list[str], hea
         return 200, item["ContentType"], item["Content"], {
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(item['FileName'])}",
             "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+    if rest == ["one-click"] and method == "POST":
+        return _one_click(emu, row)
     if rest == ["events"]:
         if method != "POST":
             return _error(405, "UnsupportedOperation", "events are simulated with POST; " + EVENT_USAGE)

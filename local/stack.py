@@ -255,6 +255,12 @@ class Stack:
                                    on_change=self._timers_changed, serverless_file=self.serverless_file)
         self._reset_config()
         self.gateway = Gateway(self.functions, host=self.host, port=self.gateway_port, apigw=self.apigw).start()
+        # One-click unsubscribe (docs/topics.md): links point at this gateway's /unsubscribe and
+        # /preferences; settings of one's own win (both at once: one alone stopped the start above).
+        if not os.environ.get("SESMAIL_PUBLIC_URL"):
+            self._set_env("SESMAIL_PUBLIC_URL", self.gateway.url, force=True)
+            self._set_env("SESMAIL_UNSUBSCRIBE_SECRETS", "dev-unsubscribe-secret-0123456789", force=True)
+            self._reset_config()
         self._configure_emulator()
         self.scheduler = cron.Scheduler(self.functions.timers, self._scheduled, tz).start()
         return self
@@ -369,6 +375,8 @@ class Stack:
             f"    batch        POST {gw}/batch, GET /batch/tasks/<TaskId>, POST /digest/items{state('batch')}",
             f"    webhook      POST {gw}/webhook?token={os.environ.get('SESMAIL_WEBHOOK_SECRETS', '').split(',')[0]}"
             f"{state('webhook')}",
+            f"    readers      {gw}/preferences?t=<token>  (the preference page; a marketing mail's preferences_url"
+            f" and List-Unsubscribe carry the token; one-click: POST {gw}/unsubscribe?t=<token>)",
             f"  API key        {os.environ.get('SESMAIL_API_KEYS', '')}   (Authorization: Bearer <key>, or X-Api-Key)",
             *[f"  {'Clients' if index == 0 else '':<15}{line}" for index, line in enumerate(self.access)],
             f"  Mail page      {emu.url}/",

@@ -42,7 +42,7 @@ def request(url: str, body=None, method: str | None = None) -> tuple[int, dict]:
 def test_a_send_over_smtp_reaches_the_mail_page_and_its_callbacks_the_status(smtp_stack):
     assert f"SES SMTP       127.0.0.1:{smtp_stack.smtp.port}" in smtp_stack.banner()
     status, body = request(f"{smtp_stack.gateway.url}/send", {
-        "Destination": ["ada@smtp.example", "bounce@smtp.example"], "Subject": "Welcome",
+        "Destination": ["ada@smtp.example", "bounce@smtp.example"], "Subject": "Welcome", "TriggerType": 1,
         "Template": {"TemplateName": "welcome", "TemplateData": {"name": "Ada"}}})
     assert status == 200, body
     message_id = body["MessageId"]
@@ -67,7 +67,7 @@ def test_a_send_over_smtp_reaches_the_mail_page_and_its_callbacks_the_status(smt
 
 def test_smtp_refuses_what_it_cannot_carry_in_the_local_stack(smtp_stack):
     status, body = request(f"{smtp_stack.gateway.url}/send", {
-        "Destination": ["ada@smtp.example"], "Cc": ["bob@smtp.example"], "Subject": "Hi",
+        "Destination": ["ada@smtp.example"], "Cc": ["bob@smtp.example"], "Subject": "Hi", "TriggerType": 1,
         "Template": {"TemplateName": "welcome", "TemplateData": {"name": "Ada"}}})
     assert (status, body["Error"]["Code"], body["Error"]["Field"]) == (400, "InvalidParameter.NotSupportedBySmtp", "Cc")
 

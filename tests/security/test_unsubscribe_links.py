@@ -11,17 +11,10 @@ import pytest
 
 from sesmail import config, topics
 from tests.events import context, http_event
-from tests.functional.test_topics import (  # noqa: F401  (fixtures)
-    READER,
-    SECRET,
-    handlers,
-    mail,
-    one_click,
-    scopes,
-    send,
-    sent_token,
-    topic_env,
-)
+from tests.functional import test_topics as shared
+from tests.functional.test_topics import READER, SECRET, mail, one_click, scopes, send, sent_token
+
+topic_env, handlers = shared.topic_env, shared.handlers  # the functional suite's fixtures
 
 
 def test_every_single_character_change_of_a_token_is_refused(handlers, ses_fake):

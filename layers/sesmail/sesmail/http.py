@@ -204,6 +204,7 @@ class App:
                 call.trusted = True
                 result = self.timer(call, envelopes.extract(envelopes.TIMER, event))
                 status = result.status
+                assert isinstance(result.body, dict)  # a timer answers JSON
                 return response(status, dict(result.body, RequestId=request_id))
             elif kind == "direct" and self.direct is not None:
                 route = self.direct

@@ -724,7 +724,7 @@ class SqlStore:
                           hashes: dict[str, str]) -> tuple[str, tuple, dict[str, str]]:
         """The lookup of `emails` and their erasure hashes; with {hashed key: address}."""
         wanted = sorted({email.lower() for email in emails})
-        scopes = ("all", "marketing") if marketing else ("all",)
+        scopes: tuple[str, ...] = ("all", "marketing") if marketing else ("all",)
         if isinstance(marketing, str):  # marketing mail on a topic: its topic's unsubscribes too
             scopes += (marketing,)
         by_key = {HASHED_PREFIX + hashes[email]: email for email in wanted if email in hashes}
