@@ -118,10 +118,14 @@ def openapi() -> dict:
                 "put": {"summary": "suppress an address", "security": keyed, "parameters": [address],
                         "requestBody": {"required": False, "content": {"application/json": {"schema": {
                             "type": "object", "additionalProperties": False, "properties": {
-                                "Scope": {"type": "string", "enum": ["all", "marketing"]},
+                                "Scope": {"type": "string", "enum": ["all", "marketing", "topic"]},
+                                "Topic": {"type": "string", "description": "one topic's marketing mail "
+                                          "(docs/topics.md)"},
                                 "Reason": {"type": "string", "minLength": 1, "maxLength": 64}}}}}},
                         "responses": answers(plain, 400, 401)},
-                "delete": {"summary": "lift an address's suppressions", "security": keyed, "parameters": [address],
+                "delete": {"summary": "lift an address's suppressions (?Topic=: that topic's only)", "security": keyed,
+                           "parameters": [address, {"name": "Topic", "in": "query", "required": False,
+                                                    "schema": {"type": "string"}}],
                            "responses": answers(plain, 400, 401, 404)}},
             "/addresses/{address}": {"delete": {"summary": "erase everything stored about an address",
                                                 "security": keyed, "parameters": [address],

@@ -538,3 +538,32 @@ def test_logs_never_carry_the_token_or_the_address(handlers, ses_fake, capsys):
     out = capsys.readouterr().out
     assert token not in out and token[:-2] not in out and SECRET not in out
     assert READER not in out
+
+
+def test_concurrent_one_clicks_store_one_event_and_one_suppression(handlers, ses_fake):
+    import threading
+
+    token = sent_token(handlers, ses_fake)
+    message_id = ses_fake.sent[-1]["MessageId"]
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda: answers.append(one_click(handlers, token)[0])) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 8
+    assert scopes() == {"topic:news"}
+    history = answer(handlers["send"](http_event(None, method="GET", path=f"/messages/{message_id}"), context()))[1]
+    assert [event["Event"] for event in history["Events"] if event.get("Source")] == ["unsubscribe"]
+
+
+def test_a_dead_store_answers_503_and_never_a_500(handlers, ses_fake, monkeypatch):
+    token = sent_token(handlers, ses_fake)
+    monkeypatch.setenv("SESMAIL_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    config.reset()
+    store.reset()
+    for path, method, body in (("/unsubscribe", "POST", "List-Unsubscribe=One-Click"), ("/preferences", "GET", None),
+                               ("/preferences", "POST", "action=unsubscribe")):
+        result = handlers["webhook"](reader_event(path, token, method, body, "application/x-www-form-urlencoded"),
+                                     context())
+        assert result["statusCode"] == 503, (path, method, result)
