@@ -121,8 +121,7 @@ def refuse_suppressed(params: dict, found: dict[str, dict]) -> None:
             entry = found.get(rules.bare_address(address))
             if entry:
                 # Never why (a bounce, a complaint): that is the recipient's business, not the caller's.
-                code = _SUPPRESSED_CODES.get(entry["Scope"].partition(":")[0] if entry["Scope"].startswith(
-                    topics.TOPIC_SCOPE) else entry["Scope"], _SUPPRESSED_CODES["all"])
+                code = _SUPPRESSED_CODES.get(entry["Scope"].partition(":")[0], _SUPPRESSED_CODES["all"])  # topic:<name>
                 raise Forbidden(f"{name}[{index}] is on the suppression list", field=f"{name}[{index}]", code=code)
 
 
