@@ -111,7 +111,7 @@ class _Ses:
         self.limiter = ratelimit.LocalLimiter(settings.ses_rate)
 
     def __call__(self, action: str, params: dict) -> dict:
-        from sesmail.ses import Deadline
+        from sesmail.deadline import Deadline
 
         return self.client.call(action, params, Deadline(CALL_TIMEOUT_MS), self.limiter)
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 
-from sesmail import rules
+from sesmail import rules, validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 
 
-def _table(spec: rules.Object) -> str:
+def _table(spec: validation.Object) -> str:
     lines = ["| field | rule | code when broken |", "|---|---|---|"]
-    for field, rule, code in rules.rule_table(spec):
+    for field, rule, code in validation.rule_table(spec):
         lines.append(f"| `{field}` | {rule.replace('|', '&#124;')} | `{code}` |")
     return "\n".join(lines)
 
@@ -87,7 +87,7 @@ def openapi() -> dict:
     digest_item = {"type": "object", "required": ["Digest", "Email", "Item"], "additionalProperties": False,
                    "properties": {"Digest": {"type": "string"}, "Email": {"type": "string"},
                                   "Item": {"type": "object"}}}
-    send_schema = rules.json_schema(rules.SEND_EMAIL)
+    send_schema = validation.json_schema(rules.SEND_EMAIL)
     return {
         "openapi": "3.0.3",
         "info": {"title": "sesmail", "version": "1", "description": "Tencent Cloud SES behind SCF functions. "
@@ -98,7 +98,7 @@ def openapi() -> dict:
                                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
                                 "token": {"type": "apiKey", "in": "query", "name": "token"}},
             "schemas": {"Error": error, "SendEmail": send_schema,
-                        "BatchSendEmail": rules.json_schema(rules.BATCH_SEND_EMAIL)}},
+                        "BatchSendEmail": validation.json_schema(rules.BATCH_SEND_EMAIL)}},
         "paths": {
             "/send": {"post": {"summary": "SES SendEmail", "security": keyed, "parameters": [idem],
                                "requestBody": body({"$ref": "#/components/schemas/SendEmail"}),

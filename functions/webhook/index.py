@@ -1,6 +1,6 @@
 """webhook: SES event callbacks (POST any path ?token=<secret>) stored once; HEAD answers 200.
 
-SCF handler `index.main_handler`. Never imports the SES SDK (cold start, SPEC 6).
+SCF handler `index.main_handler`. Never imports the SES SDK (cold start: docs/benchmarks.md#cold-start).
 """
 
 from sesmail import webhook

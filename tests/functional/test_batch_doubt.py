@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from sesmail import batching, config, leases, ses
+from sesmail import batching, config, leases, transport
 from tests.conftest import SECRET_ID, SECRET_KEY, load_function
 from tests.events import context, http_event
 
 
 @pytest.fixture
 def batch(env, monkeypatch):
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
     monkeypatch.setattr(leases, "CLOCK_SKEW_S", 0)
     monkeypatch.setattr(leases, "MARGIN_S", 2)
