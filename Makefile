@@ -53,7 +53,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
-## bench: the figures of the README's Benchmarks, each a ratio against a baseline measured in the
+## bench: the figures of docs/benchmarks.md, each a ratio against a baseline measured in the
 ## same run, with its goal and whether it holds; ARGS=--quick for a short run
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
@@ -70,7 +70,7 @@ DRIVER ?=
 layer: $(STAMP)
 	$(BIN)/python layers/sesmail/build.py --python-version $(RUNTIME) $(foreach d,$(DRIVER),--extra $(d))
 
-## docs: regenerate the README's generated tables and openapi.json
+## docs: regenerate the rule tables of docs/api.md and openapi.json
 docs: $(STAMP)
 	$(BIN)/python -m local.docs
 
