@@ -206,11 +206,14 @@ class _Reader:
 
 
 def read(env: dict[str, str], out: Callable[[str], None] = print, build_dir: str = BUILD_DIR,
-         files: tuple[str, ...] = (scf.LAYER_FILE, scf.FUNCTIONS_FILE), config_file: Optional[str] = None,
+         files: Optional[tuple[str, ...]] = None, config_file: Optional[str] = None,
          templates_dir: Optional[str] = None, build: bool = True) -> tuple[list[Layer], list[Function]]:
-    """The layers and functions of the files, their zips built in `build_dir` (unless `build` is
-    False); SpecError lists every key that would not take effect."""
+    """The layers and functions of `files` (the layer's serverless.yml, then the functions'), their
+    zips built in `build_dir` (unless `build` is False); SpecError lists every key that would not
+    take effect."""
     import yaml
+
+    files = files or (scf.LAYER_FILE, scf.FUNCTIONS_FILE)
 
     reader = _Reader(env, build_dir, out, build)
     if build:
