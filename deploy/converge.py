@@ -128,8 +128,9 @@ class Deployer:
         return 0
 
     def _write(self, scf: Callable[..., dict[str, Any]], action: str, **params: Any) -> dict[str, Any]:
-        self.writes += 1
-        return scf(action, **params)
+        answer = scf(action, **params)
+        self.writes += 1  # the calls SCF answered; one that failed may or may not have taken effect
+        return answer
 
     def _say(self, line: str) -> None:
         self.changes += 1

@@ -145,7 +145,8 @@ def test_each_function_gets_exactly_its_code_the_config_file_and_the_templates(d
             assert sorted(archive.namelist()) == sorted([*repo_files(f"functions/{folder}"), "sesmail.json",
                                                          *templates])
             assert archive.read("sesmail.json") == config
-            assert archive.read("index.py") == open(os.path.join(ROOT, "functions", folder, "index.py"), "rb").read()
+            with open(os.path.join(ROOT, "functions", folder, "index.py"), "rb") as handle:
+                assert archive.read("index.py") == handle.read()
 
 
 def test_static_files_a_function_serves_ship_and_excluded_files_do_not(deploy, scf_fake, layer_file, tmp_path):
