@@ -41,17 +41,15 @@ import io
 import json
 import logging
 import re
-import socket
 import threading
 import time
 import uuid
 import zipfile
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from . import ses_auth, ses_schema
+from . import ses_auth, ses_emulator, ses_schema
 from .cron import Cron
 from .ses_common import ApiError
 
@@ -129,7 +127,7 @@ class ScfEmulator:
         self.namespaces = {"default"}
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.RLock()
-        self._server: Optional[_Server] = None
+        self._server: Optional[ses_emulator._Server] = None
         self._thread: Optional[threading.Thread] = None
         self._actions: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             name: getattr(self, "_" + name) for name in _REQUIRED}
@@ -137,7 +135,7 @@ class ScfEmulator:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> ScfEmulator:
-        self._server = _Server((self.host, self.port), self)
+        self._server = _server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="scf-emulator", daemon=True)
@@ -668,25 +666,10 @@ def _reply(response: dict[str, Any]) -> bytes:
     return json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # keep-alive replies would otherwise stall ~40 ms each
+class _Handler(ses_emulator._Handler):
+    """The SES emulator's connection handling (keep-alive, no Nagle, tracked for stop()); SCF's API only."""
+
     server_version = "sesmail-scf-fake"
-    timeout = 300
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         try:
@@ -699,37 +682,10 @@ class _Handler(BaseHTTPRequestHandler):
         if drop:
             self.close_connection = True
             return
-        try:
-            self.send_response(200)
-            self.send_header("Content-Type", JSON_TYPE)
-            self.send_header("Content-Length", str(len(reply)))
-            self.end_headers()
-            self.wfile.write(reply)
-        except OSError:
-            self.close_connection = True
+        self._send(ses_emulator._Reply(200, JSON_TYPE, reply))
 
     do_GET = do_POST
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], emulator: ScfEmulator) -> None:
-        self.emulator = emulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, conn: socket.socket, alive: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if alive else self._connections.discard)(conn)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+def _server(address: tuple[str, int], emulator: ScfEmulator) -> ses_emulator._Server:
+    return ses_emulator._Server(address, emulator, _Handler)
