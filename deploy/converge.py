@@ -185,7 +185,8 @@ class Deployer:
         dead = response.get("DeadLetterConfig") or {}
         seen = {"Runtime": response.get("Runtime"), "Handler": response.get("Handler"),
                 "Description": response.get("Description") or "", "MemorySize": response.get("MemorySize"),
-                "Timeout": response.get("Timeout"), "Role": response.get("Role") or "",
+                # A role may come back as its full resource name (qcs::cam::uin/…:roleName/<name>): compare names.
+                "Timeout": response.get("Timeout"), "Role": str(response.get("Role") or "").rsplit("/", 1)[-1],
                 "VpcConfig": (vpc.get("VpcId"), vpc.get("SubnetId")) if vpc.get("VpcId") else None,
                 "DeadLetterConfig": (dead.get("Type"), dead.get("Name"), dead.get("FilterType") or "")
                 if dead.get("Name") else None,
@@ -436,6 +437,10 @@ class Deployer:
                 # The alias now records how `previous` was reached, so a second rollback goes one further.
                 self._point(scf, function, alias, previous, None,
                             record=versions.get(previous) or "sesmail deploy none previous none")
+        if self.plan:
+            self.out(f"plan: {self.changes} alias(es) would move; nothing was changed (--plan)")
+        else:
+            self.out(f"rolled back: {self.changes} alias(es) moved" if self.changes else "nothing was moved")
         return 0
 
 

@@ -39,7 +39,7 @@ CODE_HASH_VARIABLE = "SESMAIL_CODE_SHA256"  # set by the deploy: which zip $LATE
 BUILD_DIR = os.path.join(scf.ROOT, "build", "scf")
 DEFAULT_QUALIFIER = "$DEFAULT"  # the components' default, and the alias SCF gives every function
 # Names whose values the plan never prints (keys, secrets, passwords, URLs that may carry them).
-_SECRET_NAME = re.compile(r"(KEYS?|SECRETS?|PASSWORD|TOKEN|_URL|_DSN)$")
+_SECRET_NAME = re.compile(r"(KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|_URL|_DSN)S?$")
 _VARIABLE = re.compile(r"\$\{(env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 _OUTPUT = re.compile(r"\$\{output:([^:{}]+):([^:{}]+):([^.{}]+)\.(name|version)\}")
 _ALWAYS_EXCLUDED = ("__pycache__", "*.pyc", "serverless.yml", ".env")
@@ -275,6 +275,9 @@ def _layer(reader: _Reader, doc: dict[str, Any], where: str, base: str) -> Optio
     if not os.path.isdir(os.path.join(folder, "sesmail")):
         reader.problem(f"{where}.inputs.src", f"{os.path.relpath(folder, scf.ROOT)} has no layer: run `make layer`")
         return None
+    if not any(name.endswith(".pyc") for _, _, files in os.walk(os.path.join(folder, "sesmail")) for name in files):
+        reader.out(f"note: {os.path.relpath(folder, scf.ROOT)} has no .pyc: every cold start compiles from source "
+                   "(docs/deploy.md: the layer)")
     zip_path = os.path.join(reader.build_dir, f"{doc['name']}.zip")
     _write_zip(folder, zip_path)
     return Layer(str(doc["name"]), name, region, list(runtimes), description, zip_path, _sha256(zip_path))

@@ -1,4 +1,5 @@
-"""`make deploy`: the layer and the three functions, with Tencent's `scf` CLI.
+"""`make deploy ARGS=--cli`: the layer and the three functions, with Tencent's `scf` CLI (the alternative
+to `make deploy` through SCF's API, deploy/converge.py, for teams on Serverless Cloud Framework).
 
 The CLI (npm package serverless-cloud-framework) reads one component per serverless.yml, while
 ours keeps the three functions in one file (and the layer in layers/sesmail/serverless.yml). So each
