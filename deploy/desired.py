@@ -277,7 +277,7 @@ def _layer(reader: _Reader, doc: dict[str, Any], where: str, base: str) -> Optio
         return None
     if not any(name.endswith(".pyc") for _, _, files in os.walk(os.path.join(folder, "sesmail")) for name in files):
         reader.out(f"note: {os.path.relpath(folder, scf.ROOT)} has no .pyc: every cold start compiles from source "
-                   "(docs/deploy.md: the layer)")
+                   "(docs/deploy.md, step 6 of the one-time setup)")
     zip_path = os.path.join(reader.build_dir, f"{doc['name']}.zip")
     _write_zip(folder, zip_path)
     return Layer(str(doc["name"]), name, region, list(runtimes), description, zip_path, _sha256(zip_path))

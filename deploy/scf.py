@@ -113,7 +113,7 @@ def stage(env: dict[str, str] | None = None, out: Callable[[str], None] = print,
             if not any(name.endswith(".pyc") for _, _, files in os.walk(os.path.join(source, "sesmail"))
                        for name in files):
                 out(f"note: {os.path.relpath(source, ROOT)} has no .pyc: every cold start compiles from source "
-                    "(README: building the layer where the runtime's Python is)")
+                    "(docs/deploy.md, step 6 of the one-time setup)")
             shutil.copytree(source, code)
             inputs["src"] = "./code"
         elif component == "scf":
