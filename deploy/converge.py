@@ -83,6 +83,9 @@ class ScfApi:
         from tencentcloud.scf.v20180416 import models
 
         request = getattr(models, action + "Request")()
+        unknown = [key for key in params if not hasattr(request, "_" + key)]
+        if unknown:  # the SDK would drop them with a warning: a setting silently not applied
+            raise DeployError(action, "UnknownParameter", f"the SDK's {action}Request has no {', '.join(unknown)}")
         request.from_json_string(json.dumps(params))
         try:
             response = getattr(self.client, action)(request)
@@ -271,13 +274,14 @@ class Deployer:
 
     def _update(self, scf: Callable[..., dict[str, Any]], function: Function, wanted: dict[str, Any],
                 changed: list[str]) -> None:
-        if "Code" in changed:
+        # The handler is set with the code (UpdateFunctionConfiguration has no Handler field).
+        if "Code" in changed or "Handler" in changed:
             with open(function.zip_path, "rb") as handle:
                 code = base64.b64encode(handle.read()).decode()
             self._write(scf, "UpdateFunctionCode", FunctionName=function.name, Namespace=function.namespace,
                         ZipFile=code, Handler=wanted["Handler"])
             self._wait_idle(scf, function)
-        fields = [key for key in changed if key != "Code"]
+        fields = [key for key in changed if key not in ("Code", "Handler")]
         if "Code" in changed and "Environment" not in fields:
             fields.append("Environment")  # carries the new code's SHA-256
         if fields:

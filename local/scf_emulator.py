@@ -119,6 +119,9 @@ class ScfEmulator:
         self.busy_seconds = busy_seconds  # how long a function or layer version stays Creating / Updating …
         self.regions: Optional[frozenset[str]] = SCF_REGIONS  # None: any region
         self.roles: Optional[set[str]] = None  # the account's CAM roles; None: any role exists
+        # GetFunction's Role as "<prefix><name>": set "qcs::cam::uin/100000000001:roleName/" to answer
+        # with full resource names (Tencent does not document which form it gives back).
+        self.role_prefix = ""
         self.clock: Callable[[], float] = time.time
         self.calls: list[dict[str, Any]] = []
         # (Namespace, FunctionName) -> the function: "latest" (config, code), "versions", "aliases", "triggers"
@@ -366,6 +369,8 @@ class ScfEmulator:
     def _function_view(self, fn: dict[str, Any], config: dict[str, Any], qualifier: str) -> dict[str, Any]:
         view = {name: copy.deepcopy(config[name]) for name in _CONFIG_FIELDS if name in config}
         view["Layers"] = [dict(item, Status="Active") for item in config.get("Layers") or []]
+        if view.get("Role"):
+            view["Role"] = self.role_prefix + view["Role"]
         view.update(FunctionName=fn["FunctionName"], Namespace=fn["Namespace"], FunctionId=fn["FunctionId"],
                     FunctionVersion=qualifier, Qualifier=qualifier, CodeSize=len(config["code"]),
                     Status=self._status(fn) if qualifier == "$LATEST" else "Active",

@@ -67,7 +67,7 @@ def deploy(scf_fake, deploy_env, layer_file, tmp_path):
     build_dir = str(tmp_path / "build")
 
     def run(plan: bool = False, command: str = "deploy", files: Optional[tuple[str, ...]] = None,
-            **changes: Optional[str]) -> Run:
+            machine: str = "", **changes: Optional[str]) -> Run:
         env = dict(deploy_env)
         for key, value in changes.items():
             if value is None:
@@ -76,7 +76,7 @@ def deploy(scf_fake, deploy_env, layer_file, tmp_path):
                 env[key] = value
         lines: list[str] = []
         before = len(scf_fake.writes())
-        layers, functions = desired.read(env, lines.append, build_dir=build_dir,
+        layers, functions = desired.read(env, lines.append, build_dir=build_dir + machine,
                                          files=files or (str(layer_file), scf.FUNCTIONS_FILE),
                                          build=command == "deploy")
         deployer = converge.Deployer(converge.from_environment(env), lines.append, plan=plan, poll_seconds=0.01,

@@ -265,3 +265,116 @@ def _normal(state: dict) -> dict:
             continue
         out[name] = {"latest": value["latest"], "triggers": value["triggers"]}
     return out
+
+
+def _edited_functions_file(tmp_path, *edits: tuple[str, str]) -> str:
+    with open(os.path.join(ROOT, "serverless.yml"), encoding="utf-8") as handle:
+        text = handle.read()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "serverless.yml"
+    path.write_text(text.replace("./functions/", os.path.join(ROOT, "functions") + "/"))
+    return str(path)
+
+
+def test_a_changed_timer_and_a_removed_one_touch_only_those_triggers(deploy, scf_fake, layer_file, tmp_path):
+    deploy()
+    edited = _edited_functions_file(tmp_path, ("'0 0 9 * * * *'", "'0 30 8 * * * *'"),
+                                    ("""    - timer:
+        parameters:
+          name: cleanup-daily
+          cronExpression: '0 30 3 * * * *'       # expired records out, finished recipient lists deleted
+          enable: true
+          argument: '{"Job": "cleanup"}'
+""", ""))
+    run = deploy(files=(str(layer_file), edited))
+    assert run.code == 0, run.text
+    assert [(c["Action"], c["Params"]["TriggerName"]) for c in run.writes] == [
+        ("UpdateTrigger", "digest-daily"), ("DeleteTrigger", "cleanup-daily")]
+    timers = {t["TriggerName"]: t for t in scf_fake.function("sesmail-batch-dev")["triggers"] if t["Type"] == "timer"}
+    assert sorted(timers) == ["digest-daily", "reconcile-hourly"]
+    assert timers["digest-daily"]["TriggerDesc"] == "0 30 8 * * * *"
+    assert deploy(files=(str(layer_file), edited)).writes == []
+
+
+def test_a_changed_handler_is_set_with_the_code_and_converges(deploy, scf_fake, layer_file, tmp_path):
+    deploy()
+    edited = _edited_functions_file(tmp_path, ("  handler: index.main_handler\n  description: sesmail webhook",
+                                               "  handler: index.handle\n  description: sesmail webhook"))
+    run = deploy(files=(str(layer_file), edited))
+    assert [a for a, fn in actions(run)] == ["UpdateFunctionCode", "PublishVersion", "UpdateAlias"]
+    assert run.writes[0]["Params"]["Handler"] == "index.handle"
+    assert scf_fake.function("sesmail-webhook-dev")["latest"]["Handler"] == "index.handle"
+    assert deploy(files=(str(layer_file), edited)).writes == []
+
+
+def test_a_role_given_back_as_its_full_resource_name_is_the_same_role(deploy, scf_fake):
+    deploy()
+    scf_fake.role_prefix = "qcs::cam::uin/100000000001:roleName/"
+    assert deploy().writes == []
+
+
+def test_two_deploys_at_once_end_in_the_account_one_deploy_makes(deploy, scf_fake):
+    import threading
+
+    results: list = []
+    # Two machines (two build folders), one account.
+    threads = [threading.Thread(target=lambda m=machine: results.append(deploy(machine=m))) for machine in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2  # one may have stopped on the other's write (ResourceInUse.*): said, not hidden
+    for result in results:
+        assert result.code == 0 or "stopped:" in result.lines[-1]
+    assert deploy().code == 0
+    assert deploy().writes == []
+    # Both may have published the layer (the same content twice): what each function runs is what counts.
+    assert _by_content(account(scf_fake)) == _by_content(_clean_account(deploy, scf_fake))
+
+
+def _by_content(state: dict) -> dict:
+    """The functions' $LATEST and triggers, with each bound layer version named by its content's hash."""
+    content = {(name, number): sha for name, versions in state["layers"].items() for number, _, sha in versions}
+    out = {}
+    for name, value in _normal(state).items():
+        if name != "layers":
+            latest = dict(value["latest"], Layers=[content[(item["LayerName"], item["LayerVersion"])]
+                                                   for item in value["latest"]["Layers"]])
+            out[name] = {"latest": latest, "triggers": value["triggers"]}
+    return out
+
+
+def test_an_unreachable_scf_stops_the_deploy_with_the_network_error(deploy, scf_fake):
+    scf_fake.stop()
+    run = deploy()
+    assert run.code == 1 and "ClientNetworkError" in run.lines[-1]
+
+
+def test_versions_are_read_page_by_page(deploy, scf_fake):
+    from deploy import converge
+    from tests.deploy.conftest import SECRET_ID, SECRET_KEY, TOKEN
+
+    deploy()
+    api = converge.ScfApi("ap-guangzhou", SECRET_ID, SECRET_KEY, TOKEN, endpoint=scf_fake.endpoint, protocol="http")
+    scf_fake.busy_seconds = 0
+    for _ in range(24):
+        api("PublishVersion", FunctionName="sesmail-send-dev")
+    deployer = converge.Deployer(lambda region: api, lambda line: None)
+    function = next(f for f in __import__("deploy.desired", fromlist=["read"]).read(
+        {"STAGE": "dev", "SESMAIL_DEPLOY_REGION": "ap-guangzhou"}, lambda line: None, build=False)[1])
+    assert sorted(deployer._versions(api, function), key=int) == [str(n) for n in range(1, 26)]
+
+
+def test_a_field_the_sdk_does_not_know_never_leaves_silently(scf_fake):
+    from deploy import converge
+
+    api = converge.ScfApi("ap-guangzhou", "AKID", "key", endpoint=scf_fake.endpoint, protocol="http")
+    try:
+        api("UpdateFunctionConfiguration", FunctionName="f", Handler="index.handle")
+    except converge.DeployError as exc:
+        assert exc.code == "UnknownParameter" and "Handler" in exc.message
+    else:
+        raise AssertionError("the field was dropped")
+    assert scf_fake.calls == []
