@@ -353,7 +353,7 @@ def test_an_unreachable_scf_stops_the_deploy_with_the_network_error(deploy, scf_
 
 
 def test_versions_are_read_page_by_page(deploy, scf_fake):
-    from deploy import converge
+    from deploy import converge, desired
     from tests.deploy.conftest import SECRET_ID, SECRET_KEY, TOKEN
 
     deploy()
@@ -361,10 +361,10 @@ def test_versions_are_read_page_by_page(deploy, scf_fake):
     scf_fake.busy_seconds = 0
     for _ in range(24):
         api("PublishVersion", FunctionName="sesmail-send-dev")
+    _, functions = desired.read({"STAGE": "dev", "SESMAIL_DEPLOY_REGION": "ap-guangzhou"}, lambda line: None,
+                                build=False)
     deployer = converge.Deployer(lambda region: api, lambda line: None)
-    function = next(f for f in __import__("deploy.desired", fromlist=["read"]).read(
-        {"STAGE": "dev", "SESMAIL_DEPLOY_REGION": "ap-guangzhou"}, lambda line: None, build=False)[1])
-    assert sorted(deployer._versions(api, function), key=int) == [str(n) for n in range(1, 26)]
+    assert sorted(deployer._versions(api, functions[0]), key=int) == [str(n) for n in range(1, 26)]
 
 
 def test_a_field_the_sdk_does_not_know_never_leaves_silently(scf_fake):
