@@ -43,7 +43,8 @@ def _converge(command: str, plan: bool, out: Callable[[str], None] = print) -> i
         for problem in exc.problems:
             out(f"  {problem}")
         return 2
-    out(f"{'plan for' if plan else command + 'ing'} stage {env['STAGE']} in "
+    doing = "plan for" if plan else "deploying" if command == "deploy" else "rolling back"
+    out(f"{doing} stage {env['STAGE']} in "
         f"{', '.join(sorted({f.region for f in functions}))} (STAGE, SESMAIL_DEPLOY_REGION)")
     deployer = converge.Deployer(converge.from_environment(env), out, plan=plan)
     try:

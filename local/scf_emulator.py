@@ -29,10 +29,15 @@ State a test reads: `calls` (Action, Params with code zips replaced by their siz
 "error:<Code>" / "dropped"), `writes()` (the calls that change something and did), `functions`,
 `layers`. Faults script the next requests of an action: `fail(action, code)` answers an error
 instead, `drop_after(action)` does the work and loses the reply; `skip=n` lets n go by first.
+
+`python -m local.scf_emulator --port 8091` runs it in the foreground, to try `make deploy` with no
+account: `SESMAIL_DEPLOY_SCF_ENDPOINT=127.0.0.1:8091 SESMAIL_DEPLOY_SCF_PROTOCOL=http
+TENCENTCLOUD_SECRETID=AKIDlocal TENCENTCLOUD_SECRETKEY=local-secret-key make deploy`.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import copy
@@ -40,6 +45,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -53,7 +59,7 @@ from . import ses_auth, ses_emulator, ses_schema
 from .cron import Cron
 from .ses_common import ApiError
 
-__all__ = ["SCF_REGIONS", "WRITE_ACTIONS", "ScfEmulator"]
+__all__ = ["SCF_REGIONS", "WRITE_ACTIONS", "ScfEmulator", "main"]
 
 log = logging.getLogger("sesmail.local")
 
@@ -694,3 +700,27 @@ class _Handler(ses_emulator._Handler):
 
 def _server(address: tuple[str, int], emulator: ScfEmulator) -> ses_emulator._Server:
     return ses_emulator._Server(address, emulator, _Handler)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Local fake of Tencent Cloud SCF's API (2018-04-16).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--busy-seconds", type=float, default=1.0,
+                        help="how long a function stays Creating / Updating after a write")
+    args = parser.parse_args(argv)
+    fake = ScfEmulator(secret_id=os.environ.get("SESMAIL_LOCAL_SECRET_ID", "AKIDlocal"),
+                       secret_key=os.environ.get("SESMAIL_LOCAL_SECRET_KEY", "local-secret-key"),
+                       host=args.host, port=args.port, busy_seconds=args.busy_seconds).start()
+    print(f"SCF fake on http://{fake.endpoint} (SecretId {fake.secret_id}); Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()
