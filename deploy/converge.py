@@ -149,11 +149,18 @@ class Deployer:
             if exc.code != "ResourceNotFound.Layer":
                 raise
             versions = []
-        same = [v["LayerVersion"] for v in versions
-                if (_HASH_NOTE.search(v.get("Description") or "") or [None, None])[1] == layer.sha256]
+        # A version is immutable: one with this content, description and runtimes, or a new one.
+        description = f"{layer.description} (content sha256 {layer.sha256})".strip()
+        same = [v["LayerVersion"] for v in versions if v.get("Description") == description
+                and sorted(v.get("CompatibleRuntimes") or []) == sorted(layer.runtimes)
+                and not str(v.get("Status") or "").endswith("Failed")]
         if same:
             self.out(f"layer {layer.name}: version {max(same)} has this content (sha256 {layer.sha256[:12]})")
             return layer.name, max(same)
+        older = [v["LayerVersion"] for v in versions
+                 if (_HASH_NOTE.search(v.get("Description") or "") or [None, None])[1] == layer.sha256]
+        if older:
+            self.out(f"layer {layer.name}: version {max(older)} has this content but another description or runtimes")
         newest = max((v["LayerVersion"] for v in versions), default=0)
         self._say(f"layer {layer.name}: publish version {newest + 1} (content sha256 {layer.sha256[:12]}"
                   + (f"; newest is {newest}" if newest else "; a new layer") + ")")
@@ -161,11 +168,14 @@ class Deployer:
             return layer.name, None
         with open(layer.zip_path, "rb") as handle:
             content = base64.b64encode(handle.read()).decode()
-        description = f"{layer.description} (content sha256 {layer.sha256})".strip()
         number = self._write(scf, "PublishLayerVersion", LayerName=layer.name, CompatibleRuntimes=layer.runtimes,
                              Content={"ZipFile": content}, Description=description)["LayerVersion"]
-        self._wait(lambda: scf("GetLayerVersion", LayerName=layer.name, LayerVersion=number)["Status"],
-                   f"layer {layer.name} version {number}")
+        def status() -> str:
+            state = str(scf("GetLayerVersion", LayerName=layer.name, LayerVersion=number).get("Status"))
+            if state.endswith("Failed"):
+                raise DeployError("GetLayerVersion", state, f"layer {layer.name} version {number} did not publish")
+            return state
+        self._wait(status, f"layer {layer.name} version {number}")
         return layer.name, number
 
     # ---- function --------------------------------------------------------------------------------

@@ -325,6 +325,10 @@ def _function(reader: _Reader, doc: dict[str, Any], where: str, base: str, confi
         if key == CODE_HASH_VARIABLE:
             reader.problem(f"{at}.environment.variables.{key}", "set by make deploy itself (the code's SHA-256)")
             continue
+        if str(key).upper().startswith(("SCF_", "QCLOUD_", "TENCENTCLOUD_")):
+            reader.problem(f"{at}.environment.variables.{key}", "SCF reserves the SCF_, QCLOUD_ and TENCENTCLOUD_ "
+                           "prefixes (https://cloud.tencent.com/document/product/583/32748)")
+            continue
         resolved = reader.text(value, f"{at}.environment.variables.{key}", doc, required=False)
         if resolved is None or resolved == "":
             left_out.append(str(key))

@@ -87,7 +87,7 @@ def test_every_key_that_would_not_take_effect_is_refused_with_its_path(command, 
     yml.write_text(SCF_KEYS.format(src=folder) + (
         "  retryNum: 5\n  msgTTL: 60\n  publicAccess: true\n  cls: {logsetId: x}\n"
         "  vpcConfig: {vpcId: vpc-1, subnetId: subnet-1, zone: x}\n"
-        "  environment: {variables: {A_B: '1'}, other: 1}\n"
+        "  environment: {variables: {A_B: '1', TENCENTCLOUD_REGION: x}, other: 1}\n"
         "  events:\n    - apigw: {parameters: {}}\n    - timer: {parameters: {name: t, cronExpression: '0 0 9 * * * *',"
         " enable: true, timezone: UTC}}\n    - http: {parameters: {corsConfig: {}}}\n"
         "    - timer: {parameters: {name: u, cronExpression: '0 0 9 * * * *', qualifier: live}}\n"))
@@ -100,6 +100,7 @@ def test_every_key_that_would_not_take_effect_is_refused_with_its_path(command, 
         assert re.search(rf"^  {re.escape(where)}\.{re.escape(path)}: not applied by make deploy", out, re.M), path
     assert "retryNum: not applied by make deploy (SCF's asynchronous retries are its defaults" in out
     assert f"{where}.events: every trigger of a function names one alias" in out
+    assert f"{where}.environment.variables.TENCENTCLOUD_REGION: SCF reserves" in out
     assert scf_fake.calls == []  # refused before anything was asked
 
 

@@ -378,3 +378,14 @@ def test_a_field_the_sdk_does_not_know_never_leaves_silently(scf_fake):
     else:
         raise AssertionError("the field was dropped")
     assert scf_fake.calls == []
+
+
+def test_a_new_layer_description_or_runtime_publishes_a_version_as_versions_are_immutable(deploy, scf_fake,
+                                                                                          layer_file):
+    deploy()
+    text = layer_file.read_text()
+    layer_file.write_text(text.replace("description: sesmail package", "description: the sesmail package"))
+    run = deploy()
+    assert actions(run)[0] == ("PublishLayerVersion", "sesmail-layer-dev")
+    assert scf_fake.layers["sesmail-layer-dev"][-1]["Description"].startswith("the sesmail package")
+    assert deploy().writes == []
