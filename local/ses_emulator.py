@@ -635,11 +635,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emulator: SesEmulator) -> None:
-        self.emulator = emulator
+    def __init__(self, address: tuple[str, int], emulator: Any,
+                 handler: type[BaseHTTPRequestHandler] = _Handler) -> None:
+        self.emulator = emulator  # the SesEmulator (or the SCF fake, local/scf_emulator.py, with its handler)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, handler)
 
     def track(self, conn: socket.socket, alive: bool) -> None:
         with self._connections_lock:
