@@ -1,4 +1,4 @@
-"""`make bench`: the project's performance figures (README "Benchmarks"), each a ratio against a
+"""`make bench`: the project's performance figures (docs/benchmarks.md), each a ratio against a
 baseline measured in the same run on the same machine, printed with its goal and whether it holds,
 then a summary line. Informative: a missed goal is reported, it does not fail the run.
 

@@ -1,6 +1,7 @@
 """webhook: SES event callbacks (POST any path ?token=<secret>) stored once; HEAD answers 200.
 
-SCF handler `index.main_handler`. Never imports the SES SDK (cold start: docs/benchmarks.md#cold-start).
+SCF handler `index.main_handler`. Never imports the SES SDK (cold start:
+docs/benchmarks.md#how-each-figure-is-measured).
 """
 
 from sesmail import webhook

@@ -1,6 +1,6 @@
 """BatchSendEmail on a caller's own list: a doubt is matched through ListSendTasks by list, subject
 and creation time, so two attempts with the same list and subject never have overlapping windows
-(README.md#failure-model); the same windows shrunk to about 2 s as in test_send_doubt.py."""
+(docs/reliability.md#doubt); the same windows shrunk to about 2 s as in test_send_doubt.py."""
 
 from __future__ import annotations
 

@@ -165,7 +165,6 @@ def test_code_links_into_docs_resolve():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=False, reason="comment sweep pending")
 def test_code_links_into_the_readme_resolve():
     readme = anchors("README.md")
     stale = [hit for hit in _mentions(re.compile(r"README(?:\.md)?#[\w-]+"))
@@ -173,7 +172,6 @@ def test_code_links_into_the_readme_resolve():
     assert not stale, "\n".join(stale)
 
 
-@pytest.mark.xfail(strict=False, reason="comment sweep pending")
 def test_nothing_cites_documents_outside_the_repository():
     cited = _mentions(re.compile(r"\bSPEC\b|seed 00|tencent-facts|\.\./shared"))
     assert not cited, f"{len(cited)} citations of documents a maintainer does not have:\n" + "\n".join(cited)

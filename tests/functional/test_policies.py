@@ -1,5 +1,5 @@
 """Keys, scopes and client policies on every route, CORS, and the authentication cases every HTTP
-function shares (the trust boundary: README "Security model")."""
+function shares (the trust boundary: docs/security.md)."""
 
 from __future__ import annotations
 

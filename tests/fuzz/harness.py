@@ -99,7 +99,7 @@ def check_answer(result: Any, calls: list[dict], markers: tuple[str, ...] = (), 
 
 
 class Figures:
-    """Counts printed at the end of the run (the README's figures)."""
+    """Counts printed at the end of the run (docs/reliability.md#figures)."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()

@@ -282,7 +282,7 @@ class BatchRun:
 
     # -- resolving doubt ------------------------------------------------------------------------
     def resolve(self, attempt: dict) -> idempotency.Decision:
-        """A doubt about BatchSendEmail (docs/reliability.md#doubts): a task on our list(s) with our
+        """A doubt about BatchSendEmail (docs/reliability.md#doubt): a task on our list(s) with our
         subject, created inside the attempt's window and not yet in our task log, is the one the
         lost reply would have named."""
         started, ended = float(attempt["Started"]), float(attempt["Ended"])

@@ -1,7 +1,7 @@
 """When an invocation must have answered.
 
 SCF hands a Python function its limit as `time_limit_in_ms` in the context dict, with no
-remaining-time method, so the clock starts when the handler does (docs/ses.md#scf-context).
+remaining-time method, so the clock starts when the handler does (docs/ses.md#scf-runtime).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ TemplateData is built from a recipient's items (JMESPath over the list of items,
 `POST /digest/items` or `queue()`. Exactly once: before a recipient's mail is sent, its items are
 claimed by the run (state `sending`, in one statement); after SES answers they are marked with the
 MessageId that carried them. Items a crashed run left `sending` are resolved through
-GetSendEmailStatus (docs/reliability.md#doubts) before they are tried again. Suppressed recipients are skipped and
+GetSendEmailStatus (docs/reliability.md#doubt) before they are tried again. Suppressed recipients are skipped and
 their items marked so; failed ones keep their items for the next run, up to an attempt cap.
 """
 

@@ -1,5 +1,5 @@
 """Idempotency-Key: one SES call per key and body, whatever the caller retries
-(docs/reliability.md#idempotency-key).
+(docs/reliability.md#idempotency-keys).
 
 A `Record` moves through these states (`State`), written before the SES call and completed after it:
   RUNNING -> DONE       SES answered; the first response is replayed until the record expires
@@ -7,7 +7,7 @@ A `Record` moves through these states (`State`), written before the SES call and
   RUNNING -> IN_DOUBT   the outcome is unknown (reply lost, timeout, InternalError); so is a
                         RUNNING record older than its function's time limit (its run died)
 A repeat of an in-doubt key resolves the doubt first (for SendEmail through GetSendEmailStatus,
-docs/reliability.md#doubts): adopt the MessageId SES did assign, or free the key once SES provably
+docs/reliability.md#doubt): adopt the MessageId SES did assign, or free the key once SES provably
 did not send. Claims are atomic: an INSERT on the (scope, key) primary key, then compare-and-swap
 updates on the record's version.
 

@@ -1,5 +1,5 @@
 """One attempt at a time per sender and recipient, so that a doubt is never answered with another
-request's mail (docs/reliability.md#recipient-leases).
+request's mail (docs/reliability.md#leases).
 
 When SES's reply to a SendEmail is lost, the only way to learn what happened is its status index
 (GetSendEmailStatus): rows by recipient and date, with the sender and the second SES took the

@@ -157,7 +157,7 @@ def _resolve_send(call: Call, store: SentLog, attempt: dict, ref: str | None) ->
     completion failed), yes. Otherwise SES's status index is asked for the attempt's date(s) and
     recipients: a row from our sender, inside the attempt's window, whose MessageId is not in our
     sent log, is that mail — the recipient leases guarantee no other attempt of ours shares the
-    window (docs/reliability.md#doubts)."""
+    window (docs/reliability.md#doubt)."""
     from .idempotency import Decision
 
     settings = call.settings

@@ -93,7 +93,7 @@ class Outgoing:
 
 def doubt_answer(attempt: dict, row_message_id: str) -> str:
     """The MessageId a doubt resolved as sent answers with: the one chosen before sending, else
-    SES's own from its status row (docs/reliability.md#doubts)."""
+    SES's own from its status row (docs/reliability.md#doubt)."""
     return str(attempt.get(_CHOSEN_ID) or row_message_id)
 
 

@@ -6,7 +6,7 @@ nothing recompiled per call) and is rendered as JSON Schema (openapi.json) and a
 of docs/api.md, so the documentation cannot drift from what is enforced.
 
 Every refusal names the field (`Destination[3]`, `Attachments[0].Content`) and the rule, carries a
-Tencent Cloud error code (docs/api.md#error-codes), and never echoes the value. This module knows
+Tencent Cloud error code (docs/api.md#errors), and never echoes the value. This module knows
 the common codes (`InvalidParameter`, `MissingParameter`, `UnknownParameter`, …) and what a mail
 header cannot carry; SES's own limits and codes are in `rules`.
 """

@@ -6,7 +6,7 @@ of them); a request opens it once (`http.Call.store`) and hands it down. One imp
 `sql.SqlStore`, composed of a module per concern (all SQL of the layer is in this package), runs
 on three dialects: SQLite (`sqlite.py`, the embedded default), PostgreSQL (`postgres.py`, pg8000)
 and MySQL or MariaDB (`mysql.py`, PyMySQL). The database is named by `SESMAIL_DATABASE_URL`
-(docs/configuration.md#database); its driver is imported only when that database is in use, and
+(docs/configuration.md#environment-variables); its driver is imported only when that database is in use, and
 the layer ships only the driver asked for. One connection per warm container, re-opened after a
 failure.
 """

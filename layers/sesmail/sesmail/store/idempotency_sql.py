@@ -1,5 +1,5 @@
 """Idempotency-Key records: claimed by an INSERT on (scope, key), then changed by compare-and-swap
-on a version column (docs/reliability.md#idempotency-key)."""
+on a version column (docs/reliability.md#idempotency-keys)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Recipient leases: one attempt at a time per sender and recipient
-(docs/reliability.md#recipient-leases). Taken all or nothing in one upsert; sesmail.leases holds
+(docs/reliability.md#leases). Taken all or nothing in one upsert; sesmail.leases holds
 the rules, this module only the rows."""
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ _SCHEMA_TABLE = """CREATE TABLE IF NOT EXISTS sesmail_schema (
 # (MySQL 8 has no CREATE INDEX IF NOT EXISTS: there, "index exists" is the error tolerated).
 MIGRATIONS: list[list[str]] = [
     [
-        # Idempotency-Key records (docs/reliability.md#idempotency-key), one per client scope and key.
+        # Idempotency-Key records (docs/reliability.md#idempotency-keys), one per client scope and key.
         """CREATE TABLE IF NOT EXISTS sesmail_idempotency (
             scope VARCHAR(64) NOT NULL,
             idem_key VARCHAR(255) NOT NULL,
@@ -44,7 +44,7 @@ MIGRATIONS: list[list[str]] = [
             version INTEGER NOT NULL,
             PRIMARY KEY (scope, idem_key)){options}""",
         "CREATE INDEX {if_not_exists}sesmail_idempotency_expires ON sesmail_idempotency (expires_at)",
-        # Every MessageId SES gave us: resolves doubt (docs/reliability.md#doubts), scopes
+        # Every MessageId SES gave us: resolves doubt (docs/reliability.md#doubt), scopes
         # status queries, and lists the messages whose callbacks may have been lost (reconciliation).
         """CREATE TABLE IF NOT EXISTS sesmail_sent (
             message_id VARCHAR(255) NOT NULL PRIMARY KEY,
@@ -73,7 +73,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX {if_not_exists}sesmail_events_message ON sesmail_events (message_id, event)",
         "CREATE INDEX {if_not_exists}sesmail_events_email ON sesmail_events (email)",
         "CREATE INDEX {if_not_exists}sesmail_events_expires ON sesmail_events (expires_at)",
-        # Addresses SES must not be asked to mail (docs/api.md#suppressions); the key's first column serves the
+        # Addresses SES must not be asked to mail (docs/api.md#send); the key's first column serves the
         # lookup before a send and erasure.
         """CREATE TABLE IF NOT EXISTS sesmail_suppressions (
             email VARCHAR(320) NOT NULL,
@@ -117,7 +117,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX {if_not_exists}sesmail_events_smtp ON sesmail_events (smtp_message_id)",
     ],
     [
-        # Recipient leases (docs/reliability.md#recipient-leases): while one attempt to a
+        # Recipient leases (docs/reliability.md#leases): while one attempt to a
         # recipient is in flight or in doubt, no other attempt from the same sender to that
         # recipient may start, so a doubt can never be resolved with another attempt's mail. The
         # key is a keyed hash of sender and address: no plaintext address is stored here. A row

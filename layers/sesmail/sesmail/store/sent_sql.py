@@ -1,6 +1,6 @@
 """The sent log: every MessageId SES gave us. It resolves doubt (an adopted status row is an
 insert-if-absent), scopes status queries to their client, and lists the messages whose callbacks
-may have been lost (docs/reliability.md#lost-callbacks)."""
+may have been lost (docs/reliability.md#callbacks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The suppression list: addresses SES must not be asked to mail (docs/api.md#suppressions), kept
+"""The suppression list: addresses SES must not be asked to mail (docs/api.md#send), kept
 under a keyed hash once the address is erased (docs/security.md#erasure)."""
 
 from __future__ import annotations
