@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 export PYTHONPATH := layers/sesmail:.
 
 .DEFAULT_GOAL := help
-.PHONY: help dev fire test services lint unit bench layer clean docs sync deploy
+.PHONY: help dev fire test services lint unit bench layer clean docs sync deploy rollback
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 9))' || { \
@@ -53,7 +53,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
-## bench: the figures of the README's Benchmarks, each a ratio against a baseline measured in the
+## bench: the figures of docs/benchmarks.md, each a ratio against a baseline measured in the
 ## same run, with its goal and whether it holds; ARGS=--quick for a short run
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
@@ -70,7 +70,7 @@ DRIVER ?=
 layer: $(STAMP)
 	$(BIN)/python layers/sesmail/build.py --python-version $(RUNTIME) $(foreach d,$(DRIVER),--extra $(d))
 
-## docs: regenerate the README's generated tables and openapi.json
+## docs: regenerate the rule tables of docs/api.md and openapi.json
 docs: $(STAMP)
 	$(BIN)/python -m local.docs
 
@@ -79,7 +79,13 @@ docs: $(STAMP)
 sync: $(STAMP)
 	$(BIN)/python -m deploy sync $(ARGS)
 
-## deploy: the layer, then send, batch and webhook, with Tencent's `scf` CLI (it says how to install it
-## when missing); STAGE (dev) and SESMAIL_DEPLOY_REGION (ap-guangzhou) pick where
+## deploy: the layer, then send, batch and webhook with their timers and Function URLs, through SCF's API
+## (only what differs; credentials TENCENTCLOUD_SECRETID/SECRETKEY); ARGS=--plan prints the diff and changes
+## nothing, ARGS=--cli uses Tencent's `scf` CLI instead. STAGE (dev), SESMAIL_DEPLOY_REGION (ap-guangzhou)
 deploy: layer
-	$(BIN)/python -m deploy deploy
+	$(BIN)/python -m deploy deploy $(ARGS)
+
+## rollback: move the aliases the last `make deploy` moved back to the versions they served before
+## (ARGS=--plan shows which); again goes one deploy further back
+rollback: $(STAMP)
+	$(BIN)/python -m deploy rollback $(ARGS)

@@ -1,4 +1,4 @@
-"""`make bench`: the project's performance figures (README "Benchmarks"), each a ratio against a
+"""`make bench`: the project's performance figures (docs/benchmarks.md), each a ratio against a
 baseline measured in the same run on the same machine, printed with its goal and whether it holds,
 then a summary line. Informative: a missed goal is reported, it does not fail the run.
 
@@ -27,7 +27,7 @@ from typing import Callable, Optional
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "layers", "sesmail"), ROOT]
 
-from sesmail import config, envelopes, rules, ses, store  # noqa: E402
+from sesmail import config, envelopes, rules, ses, store, validation  # noqa: E402
 
 BUILD = os.path.join(tempfile.gettempdir(), "sesmail-bench")  # main() makes a fresh one per run
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "events", "function-url-send.json")
@@ -216,7 +216,7 @@ def figure_validation(seconds: float) -> float:
     from aws_lambda_powertools.utilities.validation import validate
 
     event = send_event()
-    schema = rules.json_schema(rules.SEND_EMAIL)
+    schema = validation.json_schema(rules.SEND_EMAIL)
 
     def ours():
         request = envelopes.Request.from_http_event(event)
@@ -434,7 +434,7 @@ def figure_digest(quick: bool) -> None:
             os.environ["SESMAIL_DATABASE_URL"] = f"sqlite:///{BUILD}/bench-digest-{run}.sqlite3"
             config.reset()
             store.reset()
-            ses._clients.clear()
+            ses.reset()
             note = "x" * 90  # with the count, about 100 bytes of TemplateData per recipient
             settings = config.load()
             for start in range(0, recipients, 1000):

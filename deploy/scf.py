@@ -1,4 +1,5 @@
-"""`make deploy`: the layer and the three functions, with Tencent's `scf` CLI.
+"""`make deploy ARGS=--cli`: the layer and the three functions, with Tencent's `scf` CLI (the alternative
+to `make deploy` through SCF's API, deploy/converge.py, for teams on Serverless Cloud Framework).
 
 The CLI (npm package serverless-cloud-framework) reads one component per serverless.yml, while
 ours keeps the three functions in one file (and the layer in layers/sesmail/serverless.yml). So each
@@ -112,7 +113,7 @@ def stage(env: dict[str, str] | None = None, out: Callable[[str], None] = print,
             if not any(name.endswith(".pyc") for _, _, files in os.walk(os.path.join(source, "sesmail"))
                        for name in files):
                 out(f"note: {os.path.relpath(source, ROOT)} has no .pyc: every cold start compiles from source "
-                    "(README: building the layer where the runtime's Python is)")
+                    "(docs/deploy.md, step 6 of the one-time setup)")
             shutil.copytree(source, code)
             inputs["src"] = "./code"
         elif component == "scf":

@@ -34,7 +34,7 @@ CALL_TIMEOUT_MS = 60_000  # one SES call; a command line has no function time li
 PAGE = 100  # ListEmailTemplates' largest Limit
 _VARIABLE = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")  # SES's {{var}}, inner spaces tolerated
 
-# What to do when SES refuses a sender (CreateEmailAddress's codes, seed 004).
+# What to do when SES refuses a sender (CreateEmailAddress's codes: https://cloud.tencent.com/document/api/1288/51052).
 SENDER_ADVICE = {
     "OperationDenied.DomainNotVerified": (
         "its domain {domain} is not verified at SES. Add the domain (SES console: Email configuration -> Sender "
@@ -111,7 +111,7 @@ class _Ses:
         self.limiter = ratelimit.LocalLimiter(settings.ses_rate)
 
     def __call__(self, action: str, params: dict) -> dict:
-        from sesmail.ses import Deadline
+        from sesmail.deadline import Deadline
 
         return self.client.call(action, params, Deadline(CALL_TIMEOUT_MS), self.limiter)
 

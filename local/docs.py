@@ -1,7 +1,8 @@
-"""Generated parts of the README, from the same declarations the validation runs on.
+"""Generated parts of the documentation, from the same declarations the validation runs on.
 
-`python -m local.docs` rewrites the blocks between `<!-- generated:NAME -->` and
-`<!-- /generated:NAME -->`, and openapi.json; a test fails when either is out of date.
+`python -m local.docs` (`make docs`) rewrites the blocks between `<!-- generated:NAME -->` and
+`<!-- /generated:NAME -->` in the files of TARGETS (the rule tables of docs/api.md), and
+openapi.json; a test fails when either is out of date.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import json
 import os
 
-from sesmail import rules
+from sesmail import rules, validation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = os.path.join(ROOT, "README.md")
 
 
-def _table(spec: rules.Object) -> str:
+def _table(spec: validation.Object) -> str:
     lines = ["| field | rule | code when broken |", "|---|---|---|"]
-    for field, rule, code in rules.rule_table(spec):
+    for field, rule, code in validation.rule_table(spec):
         lines.append(f"| `{field}` | {rule.replace('|', '&#124;')} | `{code}` |")
     return "\n".join(lines)
 
@@ -31,24 +31,44 @@ def batch_send_email_rules() -> str:
 
 
 BLOCKS = {"send-rules": send_email_rules, "batch-rules": batch_send_email_rules}
+# Which file holds which generated blocks (paths relative to the repository's root).
+TARGETS = {"docs/api.md": ("send-rules", "batch-rules")}
 
 
-def render(text: str) -> str:
-    for name, build in BLOCKS.items():
+def render(text: str, names: tuple[str, ...] = tuple(BLOCKS), source: str = "the text") -> str:
+    """`text` with each named block rebuilt; a block whose markers are missing is an error."""
+    for name in names:
+        build = BLOCKS[name]
         start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
         head, found, rest = text.partition(start)
         _, closed, tail = rest.partition(end)
         if not (found and closed):
-            raise ValueError(f"README: the block {name!r} needs both of its markers")
+            raise ValueError(f"{source}: the block {name!r} needs both of its markers")
         text = head + start + "\n" + build() + "\n" + end + tail
     return text
 
 
+def stale() -> list[str]:
+    """The TARGETS whose generated blocks differ from what `make docs` would write."""
+    out = []
+    for path, names in TARGETS.items():
+        with open(os.path.join(ROOT, path), encoding="utf-8") as handle:
+            text = handle.read()
+        if render(text, names, path) != text:
+            out.append(path)
+    return out
+
+
 def main() -> None:
-    with open(README, encoding="utf-8") as handle:
-        text = handle.read()
-    with open(README, "w", encoding="utf-8") as handle:
-        handle.write(render(text))
+    for path, names in TARGETS.items():
+        full = os.path.join(ROOT, path)
+        with open(full, encoding="utf-8") as handle:
+            text = handle.read()
+        rendered = render(text, names, path)
+        if rendered != text:
+            with open(full, "w", encoding="utf-8") as handle:
+                handle.write(rendered)
+            print(f"rewrote {path}")
     write_openapi()
 
 
@@ -67,7 +87,7 @@ def openapi() -> dict:
     def answers(ok: dict, *statuses: int) -> dict:
         out = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
         for status in statuses:
-            out[str(status)] = {"description": "refused (see the README's table)",
+            out[str(status)] = {"description": "refused (see docs/api.md#errors)",
                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         return out
 
@@ -87,7 +107,7 @@ def openapi() -> dict:
     digest_item = {"type": "object", "required": ["Digest", "Email", "Item"], "additionalProperties": False,
                    "properties": {"Digest": {"type": "string"}, "Email": {"type": "string"},
                                   "Item": {"type": "object"}}}
-    send_schema = rules.json_schema(rules.SEND_EMAIL)
+    send_schema = validation.json_schema(rules.SEND_EMAIL)
     return {
         "openapi": "3.0.3",
         "info": {"title": "sesmail", "version": "1", "description": "Tencent Cloud SES behind SCF functions. "
@@ -98,7 +118,7 @@ def openapi() -> dict:
                                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
                                 "token": {"type": "apiKey", "in": "query", "name": "token"}},
             "schemas": {"Error": error, "SendEmail": send_schema,
-                        "BatchSendEmail": rules.json_schema(rules.BATCH_SEND_EMAIL)}},
+                        "BatchSendEmail": validation.json_schema(rules.BATCH_SEND_EMAIL)}},
         "paths": {
             "/send": {"post": {"summary": "SES SendEmail", "security": keyed, "parameters": [idem],
                                "requestBody": body({"$ref": "#/components/schemas/SendEmail"}),

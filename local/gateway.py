@@ -1,11 +1,12 @@
 """Local HTTP gateway: turns HTTP requests into the events SCF gives the functions.
 
 By default each request becomes a Function URL event, exactly what a Function URL would give
-the function (SPEC 2): `body` as text, lower-case `headers` with `x-scf-remote-addr`,
+the function (docs/api.md): `body` as text, lower-case `headers` with `x-scf-remote-addr`,
 `httpMethod`, `path`, `queryString`. With `apigw=True` (`python -m local --apigw`) it becomes an
 API Gateway integration event instead (`requestContext`, original-case headers,
 `queryStringParameters`, `pathParameters`, `isBase64Encoded`), the shape of the retired trigger
-that deployed functions may still receive. Which function serves a path is SPEC 3.6's table.
+that deployed functions may still receive. Which function serves a path is `ROUTES` below, the
+route table of docs/api.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["ROUTES", "Gateway", "route_for"]
 
 Handler = Callable[[Any, Any], Any]
 
-# SPEC 3.6: which function serves which path prefix.
+# Which function serves which path prefix (docs/api.md).
 ROUTES = (
     ("/messages", "send"),
     ("/suppressions", "send"),

@@ -44,15 +44,15 @@ import json
 import os
 import re
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 from . import delivery, rendering
+from .chaos import Chaos
+from .ses_account import Account
 
-if TYPE_CHECKING:
-    from .ses_emulator import SesEmulator
-
-__all__ = ["BADGE_RANK", "STATES", "badge_of", "handle", "message_json", "messages_json", "parse_search"]
+__all__ = ["BADGE_RANK", "STATES", "TimerSource", "badge_of", "handle", "message_json", "messages_json",
+           "parse_search"]
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -88,6 +88,14 @@ EVENT_USAGE = ('send JSON {"Event": "open", "Email": "<a recipient>", "Link": "<
                "or the same as form fields, e.g. curl -d Event=open (kind= also names the event)")
 
 
+class TimerSource(Protocol):
+    """What the local stack plugs in so timers can be listed and fired through `/_local/timers`."""
+
+    def timers(self) -> list[dict[str, Any]]: ...
+
+    def fire(self, name: str) -> dict[str, Any]: ...
+
+
 class Refusal(Exception):
     """A request the API answers with a 4xx and a message naming the field and the rule."""
 
@@ -111,10 +119,10 @@ def _iso(unix: float) -> str:
 
 # ---- JSON views -----------------------------------------------------------------------------
 
-def _events_of(emu: SesEmulator, message_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    now = emu.clock()
+def _events_of(account: Account, message_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    now = account.settings.clock()
     out: dict[str, list[dict[str, Any]]] = {m: [] for m in message_ids}
-    for row in emu.store.events(message_ids):
+    for row in account.store.events(message_ids):
         if row["due"] > now:
             continue  # not happened yet (a deferred mail's later delivery)
         payload = json.loads(row["payload"])
@@ -146,27 +154,27 @@ def _summary(row: Any, events: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def messages_json(emu: SesEmulator, limit: int = 50, offset: int = 0,
+def messages_json(account: Account, limit: int = 50, offset: int = 0,
                   search: Optional[dict[str, list[str]]] = None, since: int = 0) -> dict[str, Any]:
     """The list the page and `GET /_local/messages` show; `search` as parse_search returns it."""
     terms = search or {}
     states = terms.get("state", [])
-    now = emu.clock()
-    total, rows = emu.store.search_messages(
+    now = account.settings.clock()
+    total, rows = account.store.search_messages(
         now, words=terms.get("words", []), to=terms.get("to", []), subject=terms.get("subject", []),
         sender=terms.get("from", []), events_all=[s for s in states if s != "queued"],
         events_none=DELIVERY_OUTCOMES if "queued" in states else (), since_id=since, limit=limit, offset=offset)
-    events = _events_of(emu, [r["message_id"] for r in rows])
+    events = _events_of(account, [r["message_id"] for r in rows])
     return {"Messages": [_summary(r, events[r["message_id"]]) for r in rows], "Total": total,
-            "Cursor": emu.store.newest_id(), "Version": emu.store.version_at(now)}
+            "Cursor": account.store.newest_id(), "Version": account.store.version_at(now)}
 
 
-def message_json(emu: SesEmulator, key: str) -> Optional[dict[str, Any]]:
-    row = emu.store.message(key)
+def message_json(account: Account, key: str) -> Optional[dict[str, Any]]:
+    row = account.store.message(key)
     if row is None:
         return None
-    out = _summary(row, _events_of(emu, [row["message_id"]])[row["message_id"]])
-    parsed = rendering.parse_mime(emu.mime(row))
+    out = _summary(row, _events_of(account, [row["message_id"]])[row["message_id"]])
+    parsed = rendering.parse_mime(account.mime(row))
     base = f"/_local/messages/{row['id']}"
     out.update(Headers=parsed["Headers"], Text=parsed["Text"], Html=parsed["Html"], Raw=base + "/raw",
                Attachments=[{"FileName": a["FileName"], "ContentType": a["ContentType"], "Size": a["Size"],
@@ -174,10 +182,10 @@ def message_json(emu: SesEmulator, key: str) -> Optional[dict[str, Any]]:
     return out
 
 
-def templates_json(emu: SesEmulator) -> dict[str, Any]:
-    rows = emu.store.templates()
+def templates_json(account: Account) -> dict[str, Any]:
+    rows = account.store.templates()
     return {"Templates": [
-        {"TemplateID": r["id"], "TemplateName": r["name"], "TemplateStatus": emu._actions.template_status(r),
+        {"TemplateID": r["id"], "TemplateName": r["name"], "TemplateStatus": account.template_status(r),
          "Origin": r["origin"], "Variables": rendering.variables(r["html"], r["text"]),
          "HasHtml": bool(r["html"]), "HasText": bool(r["text"])} for r in rows]}
 
@@ -225,20 +233,22 @@ def _whole(args: dict[str, str], name: str, default: int, top: int) -> int:
     return int(text)
 
 
-def _list(emu: SesEmulator, args: dict[str, str]) -> Answer:
+def _list(account: Account, args: dict[str, str]) -> Answer:
     unknown = sorted(set(args) - set(LIST_PARAMS))
     if unknown:
         raise Refusal(400, "UnknownParameter", f"unknown parameter `{unknown[0][:40]}`; this list takes "
                       + ", ".join(LIST_PARAMS))
     search = parse_search(args.get("q", ""), to=args.get("to", ""), subject=args.get("subject", ""),
                           **{"from": args.get("from", "")}, state=args.get("state", ""))
-    return _json(200, messages_json(emu, _whole(args, "limit", 50, MAX_LIMIT), _whole(args, "offset", 0, MAX_INDEX),
+    return _json(200, messages_json(account, _whole(args, "limit", 50, MAX_LIMIT), _whole(args, "offset", 0, MAX_INDEX),
                                     search, _whole(args, "since", 0, MAX_INDEX)), {"Cache-Control": "no-store"})
 
 
 # ---- routing ------------------------------------------------------------------------------------
 
-def handle(emu: SesEmulator, method: str, path: str, query: str, headers: Any, body: bytes) -> Answer:
+def handle(account: Account, chaos: Chaos, timers: Optional[TimerSource], method: str, path: str, query: str,
+           headers: Any, body: bytes) -> Answer:
+    """The page, its assets and the `/_local` API: (status, Content-Type, body, extra headers)."""
     args = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
     parts = [p for p in path.split("/") if p]
     try:
@@ -256,7 +266,7 @@ def handle(emu: SesEmulator, method: str, path: str, query: str, headers: Any, b
         if method in ("GET", "HEAD") and len(parts) == 2 and parts[1] in ASSETS:
             name, ctype = ASSETS[parts[1]]
             return 200, ctype, _asset(name), {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-        return _local(emu, method, parts[1:], args, headers, body)
+        return _local(account, chaos, timers, method, parts[1:], args, headers, body)
     except Refusal as exc:
         return _error(exc.status, exc.code, exc.message)
     except ValueError as exc:
@@ -279,37 +289,36 @@ def _cross_origin(headers: Any) -> bool:
     return origin == "null" or urlsplit(origin).netloc.lower() != (headers.get("Host") or "").lower()
 
 
-def _local(emu: SesEmulator, method: str, parts: list[str], args: dict[str, str], headers: Any,
-           body: bytes) -> Answer:
+def _local(account: Account, chaos: Chaos, timers: Optional[TimerSource], method: str, parts: list[str],
+           args: dict[str, str], headers: Any, body: bytes) -> Answer:
     if parts == ["health"]:
         return _json(200, {"Status": "ok"})
     if parts == ["messages"]:
         if method == "DELETE":
-            count = emu.store.message_count()
-            emu.store.clear_mail()
+            count = account.store.message_count()
+            account.store.clear_mail()
             return _json(200, {"Deleted": count})
         if method in ("GET", "HEAD"):
-            return _list(emu, args)
+            return _list(account, args)
         return _error(405, "UnsupportedOperation", "/_local/messages takes GET (the list) or DELETE (clear all)")
     if parts[:1] == ["messages"] and len(parts) >= 2:
-        return _message_route(emu, method, parts[1], parts[2:], headers, body)
+        return _message_route(account, method, parts[1], parts[2:], headers, body)
     if parts == ["templates"]:
-        return _json(200, templates_json(emu))
+        return _json(200, templates_json(account))
     if parts == ["chaos"]:
         if method == "POST":
-            spec = _chaos_spec(headers, body)
-            emu.set_chaos(spec)
+            chaos.set(_chaos_spec(headers, body))
         elif method == "DELETE":
-            emu.set_chaos("")
-        return _json(200, emu.chaos.describe())
+            chaos.set("")
+        return _json(200, chaos.describe())
     if parts[:1] == ["timers"]:
-        if emu.timer_source is None:
+        if timers is None:
             return _error(404, "ResourceNotFound", "no timers: this emulator runs without the local stack")
         if len(parts) == 1:
-            return _json(200, {"Timers": emu.timer_source.timers()})
+            return _json(200, {"Timers": timers.timers()})
         if method == "POST" and len(parts) == 2:
             try:
-                return _json(200, emu.timer_source.fire(parts[1]))
+                return _json(200, timers.fire(parts[1]))
             except KeyError:
                 return _error(404, "ResourceNotFound", f"no timer named {parts[1]!r}")
     return _error(404, "ResourceNotFound", "no such route")
@@ -366,14 +375,14 @@ def _event_fields(headers: Any, body: bytes) -> dict[str, str]:
     return fields
 
 
-def _one_click(emu: SesEmulator, row: Any) -> Answer:
+def _one_click(account: Account, row: Any) -> Answer:
     """What a mailbox provider does when its reader presses "Unsubscribe" (RFC 8058): POST the
     https (here: loopback http) URL of the mail's List-Unsubscribe header with the body
     `List-Unsubscribe=One-Click`, from the server, following no redirect (docs/topics.md)."""
     import urllib.error
     import urllib.request
 
-    headers = {name.lower(): value for name, value in rendering.parse_mime(emu.mime(row))["Headers"]}
+    headers = {name.lower(): value for name, value in rendering.parse_mime(account.mime(row))["Headers"]}
     url = next((part.strip() for part in re.findall(r"<([^<>]+)>", headers.get("list-unsubscribe", ""))
                 if urlsplit(part.strip()).scheme in ("http", "https")), None)
     if not url or headers.get("list-unsubscribe-post", "").strip() != "List-Unsubscribe=One-Click":
@@ -395,23 +404,23 @@ def _one_click(emu: SesEmulator, row: Any) -> Answer:
     return _json(200, {"Status": status})
 
 
-def _message_route(emu: SesEmulator, method: str, key: str, rest: list[str], headers: Any, body: bytes) -> Answer:
-    row = emu.store.message(key)
+def _message_route(account: Account, method: str, key: str, rest: list[str], headers: Any, body: bytes) -> Answer:
+    row = account.store.message(key)
     if row is None:
         return _error(404, "ResourceNotFound", "no such mail (the list is GET /_local/messages)")
     if not rest and method in ("GET", "HEAD"):
-        return _json(200, message_json(emu, str(row["id"])))
+        return _json(200, message_json(account, str(row["id"])))
     if rest == ["raw"]:
-        return 200, "message/rfc822", emu.mime(row), {
+        return 200, "message/rfc822", account.mime(row), {
             "Content-Disposition": f'attachment; filename="{row["message_id"]}.eml"'}
     if rest == ["html"]:
-        parsed = rendering.parse_mime(emu.mime(row))
+        parsed = rendering.parse_mime(account.mime(row))
         # The mail's own HTML, isolated: no scripts, no same-origin access to the page or the API.
         return 200, HTML, (parsed["Html"] or "<p><i>This mail has no HTML part.</i></p>").encode("utf-8"), {
             "Content-Security-Policy": "sandbox; default-src 'none'; img-src data: http: https:; "
                                        "style-src 'unsafe-inline'"}
     if len(rest) == 2 and rest[0] == "attachments" and rest[1].isdigit():
-        attachments = rendering.parse_mime(emu.mime(row))["Attachments"]
+        attachments = rendering.parse_mime(account.mime(row))["Attachments"]
         index = int(rest[1])
         if index >= len(attachments):
             return _error(404, "ResourceNotFound", "no such attachment")
@@ -421,13 +430,13 @@ def _message_route(emu: SesEmulator, method: str, key: str, rest: list[str], hea
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(item['FileName'])}",
             "Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
     if rest == ["one-click"] and method == "POST":
-        return _one_click(emu, row)
+        return _one_click(account, row)
     if rest == ["events"]:
         if method != "POST":
             return _error(405, "UnsupportedOperation", "events are simulated with POST; " + EVENT_USAGE)
         fields = _event_fields(headers, body)
         try:
-            payload = emu.simulate(str(row["id"]), fields["Event"], fields.get("Email") or None,
+            payload = account.simulate(str(row["id"]), fields["Event"], fields.get("Email") or None,
                                    fields.get("Link") or None)
         except ValueError:  # the kind was checked: the address is not one of this mail's recipients
             return _error(400, "InvalidParameterValue", "`Email` must be a recipient of this mail (To, Cc or Bcc)")

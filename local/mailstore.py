@@ -4,7 +4,7 @@ A file under the stack's data dir (`make dev`), so sent mail and recipient lists
 restart as they would at SES; `:memory:` for in-process tests. One connection shared by the
 server threads and the delivery worker, serialised by one lock: the emulator's load is a
 developer's laptop, and SQLite serialises writers anyway. Only SQL lives here; what the rows mean
-is `ses_actions`'s business.
+is the action modules' business (`ses_account` and the families `ses_actions` gathers).
 """
 
 from __future__ import annotations
@@ -350,10 +350,6 @@ class MailStore:
         return self._all("SELECT * FROM events WHERE callback = 'pending' AND next_try <= ? ORDER BY next_try, id"
                          " LIMIT ?", (now, limit))
 
-    def next_callback_time(self) -> Optional[float]:
-        row = self._one("SELECT MIN(next_try) FROM events WHERE callback = 'pending'")
-        return None if row is None or row[0] is None else float(row[0])
-
     def callback_done(self, event_id: int, state: str, attempts: int, error: Optional[str]) -> None:
         self._run("UPDATE events SET callback = ?, attempts = ?, last_error = ? WHERE id = ?",
                   (state, attempts, error, event_id))
@@ -398,9 +394,6 @@ class MailStore:
 
     def delete_template(self, template_id: int) -> int:
         return self._run("DELETE FROM templates WHERE id = ?", (template_id,))
-
-    def delete_api_templates(self) -> None:
-        self._run("DELETE FROM templates WHERE origin = 'api'")
 
     # ---- senders ----------------------------------------------------------------------------------
 
@@ -529,10 +522,6 @@ class MailStore:
     def due_tasks(self, now: float) -> list[sqlite3.Row]:
         return self._all("SELECT * FROM tasks WHERE status IN (1, 5) AND next_run <= ? ORDER BY next_run, id",
                          (now,))
-
-    def next_task_time(self) -> Optional[float]:
-        row = self._one("SELECT MIN(next_run) FROM tasks WHERE status IN (1, 5)")
-        return None if row is None or row[0] is None else float(row[0])
 
     def update_task(self, task_id: int, **columns: Any) -> None:
         names = ", ".join(f"{name} = ?" for name in columns)

@@ -49,8 +49,9 @@ _PORT_RE = re.compile(r"(.+):[0-9]+", re.ASCII)
 
 
 def check_tc3(*, method: str, path: str, query: str, headers: Any, body: bytes, secret_id: str,
-              secret_key: str, now: float) -> None:
-    """Raise the ApiError Tencent answers unless `headers["Authorization"]` signs this request."""
+              secret_key: str, now: float, service_name: str = "ses") -> None:
+    """Raise the ApiError Tencent answers unless `headers["Authorization"]` signs this request
+    (`service_name`: the product's endpoint label, `ses` or `scf`)."""
     match = _AUTH_RE.fullmatch((headers.get("Authorization") or "").strip())
     if match is None:
         raise ApiError("AuthFailure.InvalidAuthorization", "Authorization header format error.")
@@ -62,7 +63,7 @@ def check_tc3(*, method: str, path: str, query: str, headers: Any, body: bytes, 
     hosts = _host_forms(headers.get("Host") or "")
     if (names != sorted(set(names)) or not {"content-type", "host"} <= set(names)
             or not all(_HEADER_NAME_RE.fullmatch(name) for name in names)
-            or service not in {"ses", *(host.split(".")[0] for host in hosts)}
+            or service not in {service_name, *(host.split(".")[0] for host in hosts)}
             or date != datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d")):
         raise ApiError("AuthFailure.SignatureFailure", "The signature scope is not valid.")
     if any(headers.get(name) is None for name in names):

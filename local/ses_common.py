@@ -1,7 +1,7 @@
 """What every part of the SES emulator shares: the error answer, time zones, parameter checks.
 
-Kept apart from `ses_emulator` (the protocol) and `ses_actions` (the semantics) so both can
-import it without importing each other.
+Below the protocol (`ses_emulator`) and the action families (`ses_account` and the modules
+`ses_actions` gathers), which all import it and nothing else of each other's.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ __all__ = [
     "ApiError",
     "bare_address",
     "beijing_time",
+    "has_control",
     "int_param",
     "is_address",
     "json_or_none",
@@ -45,6 +46,11 @@ def json_or_none(text: Any) -> Any:
         return json.loads(text)
     except (TypeError, ValueError):
         return None
+
+
+def has_control(text: str) -> bool:
+    """Whether `text` holds a control character (names and descriptions SES refuses)."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def is_address(value: Any) -> bool:
@@ -98,7 +104,7 @@ def parse_begin_time(value: Any) -> Optional[float]:
     """`TimedParam.BeginTime` / `CycleParam.BeginTime` as Unix seconds, or None if malformed.
 
     Tencent's docs give the format (`2021-09-10 11:10:11`) but not the zone; its console works in
-    Beijing time, so the emulator reads it as UTC+08:00 (SPEC 3.4).
+    Beijing time, so the emulator reads it as UTC+08:00 (docs/ses.md).
     """
     if not isinstance(value, str) or not _BEGIN_RE.fullmatch(value):
         return None

@@ -2,11 +2,14 @@
 
 Tests start it on port 0 and point `HttpProfile(endpoint=emu.endpoint, protocol="http")` at it;
 `python -m local.ses_emulator --port 8090` runs it in the foreground; `make dev` runs it inside
-the local stack. This module is the protocol (HTTP, signatures, regions, parameter shapes,
-scripted faults, chaos, the delivery worker); `ses_auth` checks signatures; `ses_schema` reads
-each action's fields from the SDK's models; `ses_actions` is what each action does; `mailstore`
-keeps the state in SQLite (in memory unless a data dir is given); `mailpage` serves the page and
-the `/_local` JSON API.
+the local stack (docs/local-stack.md). This module is the protocol (HTTP, signatures, regions,
+parameter shapes, scripted faults, chaos, the delivery worker); `ses_auth` checks signatures;
+`ses_schema` reads each action's fields from the SDK's models; `ses_actions` is the table of what
+each action does (the families `ses_sending`, `ses_batch`, `ses_receivers`, `ses_identities`,
+`ses_reports`, over the shared `ses_account`); `mailstore` keeps the state in SQLite (in memory
+unless a data dir is given); `mailpage` serves the page and the `/_local` JSON API from the
+account's store. The arrows point one way: this module -> `mailpage` and `ses_actions` ->
+`ses_account` -> `mailstore` and `rendering`; none of them imports this module.
 
 It answers any client of the API as SES does, not only this project's: requests signed with
 TC3-HMAC-SHA256 (any `SignedHeaders` Tencent's signature page allows, the Python and the Node
@@ -47,20 +50,20 @@ import hmac
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
 import uuid
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, NamedTuple, Optional, Protocol
+from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from . import delivery, mailpage, rendering, ses_auth, ses_schema
 from .chaos import Chaos
+from .mailpage import TimerSource
 from .mailstore import MailStore
-from .ses_actions import Actions
+from .ses_actions import Actions, Handler
 from .ses_common import ApiError, json_or_none
 
 __all__ = ["DEFAULT_APP_ID", "SES_REGIONS", "ApiError", "SesEmulator", "TimerSource", "main"]
@@ -79,14 +82,6 @@ MAX_REQUEST_BYTES = 8 * 1024 * 1024
 # ap-singapore" on the international site (e.g. https://www.tencentcloud.com/document/api/1084/39416).
 SES_REGIONS = frozenset({"ap-guangzhou", "ap-hongkong", "ap-singapore"})
 DEFAULT_APP_ID = "1250000000"  # the AppId of the emulated account (MessageIds, callbacks' `username`)
-
-
-class TimerSource(Protocol):
-    """What the local stack plugs in so timers can be listed and fired through the emulator's API."""
-
-    def timers(self) -> list[dict[str, Any]]: ...
-
-    def fire(self, name: str) -> dict[str, Any]: ...
 
 
 class _Reply(NamedTuple):
@@ -155,8 +150,9 @@ class SesEmulator:
         self._thread: Optional[threading.Thread] = None
         self._worker: Optional[threading.Thread] = None
         self._actions = Actions(self)
+        self.account = self._actions.account  # what the mail page and the SMTP endpoint read
         # Action name -> handler(params) -> response fields; tests may add or replace entries.
-        self.actions: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = self._actions.table()
+        self.actions: dict[str, Handler] = self._actions.table()
         if templates_dir:
             self.load_templates(templates_dir)
 
@@ -466,49 +462,27 @@ class SesEmulator:
 
     def message(self, key: str) -> dict[str, Any]:
         """One stored mail as the JSON API shows it (`key`: page id, MessageId or `latest`)."""
-        found = mailpage.message_json(self, key)
+        found = mailpage.message_json(self.account, key)
         if found is None:
             raise KeyError(key)
         return found
 
     def messages(self, limit: int = 50) -> list[dict[str, Any]]:
-        return mailpage.messages_json(self, limit)["Messages"]
+        return mailpage.messages_json(self.account, limit)["Messages"]
 
     def mime(self, row: Any) -> bytes:
         """The stored MIME of a mail; batch mails are rendered on first read and kept."""
-        if row["mime"] is not None:
-            return bytes(row["mime"])
-        source = json.loads(row["source"])
-        if row["task_id"] is not None:
-            task = self.store.task(row["task_id"])
-            template = json.loads(task["template"]) if task else {}
-            source.update(Html=template.get("Html"), Text=template.get("Text"))
-        mime = self._actions.render(source, [], row["smtp_id"], row["request_time"])
-        self.store.set_mime(row["id"], mime)
-        return mime
+        return self.account.mime(row)
 
     def simulate(self, key: str, kind: str, email: Optional[str] = None,
                  link: Optional[str] = None) -> dict[str, Any]:
         """Record an event now (open, click, bounce, softbounce, complaint, unsubscribe, ...) and
         post its callback. KeyError: no such mail; ValueError: unknown kind or recipient."""
-        row = self.store.message(key)
-        if row is None:
-            raise KeyError(key)
-        if kind not in delivery.SIMULATED:
-            raise ValueError(f"unknown event {kind!r}; one of {', '.join(delivery.SIMULATED)}")
-        recipients = [r["email"] for r in self.store.recipients(row["message_id"])]
-        if email is None:
-            email = recipients[0]
-        elif email.lower() not in {r.lower() for r in recipients}:
-            raise ValueError("that address is not a recipient of this mail")
-        event, extra = delivery.SIMULATED[kind]
-        extra = dict(extra)
-        if event == "click":
-            extra["link"] = link or _first_link(self.mime(row)) or "https://example.com/"
-        event_row = self._actions.event_row(row, email, event, self.clock(), extra)
-        self.store.add_events(row["message_id"], [event_row])
-        self.wake()
-        return event_row[3]
+        return self.account.simulate(key, kind, email, link)
+
+    def smtp_mail(self, sender: str, recipients: list[str], raw: bytes, headers: dict[str, str]) -> str:
+        """Store a message the SMTP endpoint accepted, as SES would (see `Sending.smtp_mail`)."""
+        return self._actions.sending.smtp_mail(sender, recipients, raw, headers)
 
     # ---- the delivery worker ---------------------------------------------------------------------
 
@@ -521,7 +495,7 @@ class SesEmulator:
         every 100 ms; tests with a fake clock call it after moving the clock."""
         with self._tick_lock:
             now = self.clock()
-            self._actions.run_due_tasks(now)
+            self._actions.batch.run_due_tasks(now)
             self._post_callbacks(now)
 
     def _work(self) -> None:
@@ -559,17 +533,12 @@ class SesEmulator:
 
     def local_request(self, method: str, target: str, headers: Any, body: bytes) -> _Reply:
         split = urlsplit(target)
-        status, ctype, payload, extra = mailpage.handle(self, method, split.path, split.query, headers, body)
+        status, ctype, payload, extra = mailpage.handle(self.account, self.chaos, self.timer_source, method,
+                                                        split.path, split.query, headers, body)
         return _Reply(status, ctype, payload, headers=tuple(extra.items()))
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-def _first_link(mime: bytes) -> Optional[str]:
-    """The first link of the HTML part: what a click "clicks" unless told otherwise."""
-    match = re.search(r"href=[\"'](https?://[^\"']+)[\"']", rendering.parse_mime(mime)["Html"])
-    return match.group(1) if match else None
-
 
 def _json_reply(response: dict[str, Any], content_type: str = JSON_TYPE, delay: float = 0.0) -> _Reply:
     body = json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
@@ -666,11 +635,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emulator: SesEmulator) -> None:
-        self.emulator = emulator
+    def __init__(self, address: tuple[str, int], emulator: Any,
+                 handler: type[BaseHTTPRequestHandler] = _Handler) -> None:
+        self.emulator = emulator  # the SesEmulator (or the SCF fake, local/scf_emulator.py, with its handler)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        super().__init__(address, handler)
 
     def track(self, conn: socket.socket, alive: bool) -> None:
         with self._connections_lock:

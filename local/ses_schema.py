@@ -18,6 +18,7 @@ in `SesEmulator.actions`) get no shape, and their parameters pass unchecked.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import re
 from collections.abc import Iterable
@@ -28,7 +29,8 @@ from .ses_common import ApiError
 __all__ = ["Field", "decode_flat", "model_shape", "normalise", "request_shape"]
 
 _TYPE_RE = re.compile(r":type (\w+): (.+)")
-_CLASS_RE = re.compile(r":class:`tencentcloud\.ses\.v20201002\.models\.(\w+)`")
+_CLASS_RE = re.compile(r":class:`tencentcloud\.\w+\.v\d+\.models\.(\w+)`")
+SES_MODELS = "tencentcloud.ses.v20201002.models"
 _INTEGER_RE = re.compile(r"-?[0-9]{1,18}", re.ASCII)  # within int64; longer is no SES value
 _INDEX_RE = re.compile(r"[0-9]+", re.ASCII)
 _SCALARS = ("str", "int", "bool", "float")
@@ -40,15 +42,16 @@ class Field(NamedTuple):
     shape: Optional[dict[str, Field]] = None  # the fields of an "object"
 
 
-def request_shape(action: str) -> Optional[dict[str, Field]]:
-    """The fields of `<action>Request` in the SDK's models, or None when the SDK has no such action."""
-    return model_shape(action + "Request")
+def request_shape(action: str, module: str = SES_MODELS) -> Optional[dict[str, Field]]:
+    """The fields of `<action>Request` in the SDK's models, or None when the SDK has no such action.
+    `module` names another product's models (the SCF fake: `tencentcloud.scf.v20180416.models`)."""
+    return model_shape(action + "Request", module)
 
 
 @functools.cache
-def model_shape(name: str) -> Optional[dict[str, Field]]:
+def model_shape(name: str, module: str = SES_MODELS) -> Optional[dict[str, Field]]:
     """The fields of the SDK's model `name` (a request, a response or a data type), or None."""
-    from tencentcloud.ses.v20201002 import models  # imported once, on the first API call
+    models = importlib.import_module(module)  # imported once, on the first API call
 
     if not inspect.isclass(getattr(models, name, None)):
         return None

@@ -1,5 +1,5 @@
-"""SES's SMTP interface, emulated (seed 003), beside the API emulator: what the SMTP transport of
-`send` (`SESMAIL_TRANSPORT=smtp`) talks to in `make dev` and in tests.
+"""SES's SMTP interface, emulated beside the API emulator (docs/ses.md has what SES documents for
+it): what the SMTP transport of `send` (`SESMAIL_TRANSPORT=smtp`) talks to in `make dev` and in tests.
 
 It enforces what SES documents for SMTP and answers as SES does: business refusals as
 `554 5.0.0 Error: transaction failed, blame it on the weather: ##SES-response-json: {…}` with SES's
@@ -55,7 +55,7 @@ MULTIPART_TYPES = ("multipart/mixed", "multipart/related", "multipart/alternativ
 
 
 def refusal(code: str, message: str) -> str:
-    """A business refusal in SES's SMTP format (seed 003)."""
+    """A business refusal in SES's SMTP format (docs/ses.md)."""
     body = {"Response": {"RequestId": str(uuid.uuid4()), "QcloudError": {"Error": {"Code": code, "Message": message}}}}
     return PREFIX + "##SES-response-json: " + json.dumps(body, separators=(",", ":"))
 
@@ -149,7 +149,7 @@ class SmtpEndpoint:
         sender = self.emulator.store.sender(login)
         password = (sender["smtp_password"] if sender is not None else None) or self.password
         ok = (auth_data.password.decode("utf-8", "replace") == password
-              and self.emulator._actions.sender_known(login))
+              and self.emulator.account.sender_known(login))
         return AuthResult(success=ok, handled=False, auth_data=login if ok else None)
 
     def accept(self, session: Any, envelope: Any) -> str:
@@ -195,7 +195,7 @@ class SmtpEndpoint:
         if not all(is_address(r) for r in recipients):
             raise ApiError("InvalidParameterValue.ReceiverEmailInvalid", "A recipient address is invalid.")
         headers = {name: str(msg.get(name) or "") for name in ("From", "Subject", "Message-ID", "Reply-To")}
-        message_id = self.emulator._actions.smtp_mail(envelope.mail_from, recipients, raw, headers)
+        message_id = self.emulator.smtp_mail(envelope.mail_from, recipients, raw, headers)
         if fault is not None and fault["kind"] == "drop":
             raise _Drop(message_id)
         return message_id

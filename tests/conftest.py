@@ -34,7 +34,7 @@ FULL_ADDRESS = re.compile(r"[A-Za-z0-9._%+-]*[A-Za-z0-9_%+-]@[A-Za-z0-9-]+(?:\.[
 
 @pytest.fixture(autouse=True)
 def clean_logs(monkeypatch):
-    """Every log line of every test is checked: no secret, no unmasked address (SPEC 5)."""
+    """Every log line of every test is checked: no secret, no unmasked address (docs/security.md)."""
     write = log._write
     dirty: list[str] = []
 
@@ -89,11 +89,11 @@ def env(monkeypatch, tmp_path, ses_fake):
     config.reset()
     store.reset()
     policy.reset()
-    ses._clients.clear()
+    ses.reset()
     yield values
     config.reset()
     store.reset()
-    ses._clients.clear()
+    ses.reset()
 
 
 def load_function(name: str):

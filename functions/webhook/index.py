@@ -1,7 +1,8 @@
 """webhook: SES event callbacks (POST any path ?token=<secret>) stored once; HEAD answers 200.
 Readers' one-click unsubscribe (POST /unsubscribe?t=) and preference page (/preferences?t=).
 
-SCF handler `index.main_handler`. Never imports the SES SDK (cold start, SPEC 6).
+SCF handler `index.main_handler`. Never imports the SES SDK (cold start:
+docs/benchmarks.md#how-each-figure-is-measured).
 """
 
 from sesmail import preferences, webhook

@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f".pyc compiled by {compiler} (unchecked-hash)")
     else:
         print(f"no Python {args.python_version} here: the zip has no .pyc, so every cold start compiles from "
-              f"source (about 2x slower). Build on a machine with Python {args.python_version} (see README).")
+              f"source (about 2x slower). Build on a machine with Python {args.python_version} "
+              "(docs/deploy.md, step 6).")
 
 
 if __name__ == "__main__":

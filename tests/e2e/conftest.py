@@ -32,10 +32,6 @@ TIMER_RECIPIENTS = [{"Email": "timer-one@e2e.example", "TemplateData": {"name": 
                     {"Email": "timer-two@e2e.example", "TemplateData": {"name": "Two"}}]
 
 
-def has_function(name: str) -> bool:
-    return os.path.exists(os.path.join(ROOT, "functions", name, "index.py"))
-
-
 class RunningStack:
     def __init__(self, process: subprocess.Popen, lines: list[str]) -> None:
         self.process = process

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import ROOT, TIMER, TIMER_RECIPIENTS, has_function
+from tests.e2e.conftest import ROOT, TIMER, TIMER_RECIPIENTS
 from tests.local.helpers import wait_for
 
 
@@ -42,7 +42,6 @@ def test_what_ses_refuses_reaches_the_caller_with_ses_codes(stack, change, code)
     assert body["Error"]["Code"] == code
 
 
-@pytest.mark.skipif(not has_function("webhook"), reason="functions/webhook does not exist yet")
 def test_delivery_callbacks_reach_the_webhook_and_its_state(stack):
     # transactional: `make dev` has one-click unsubscribe on, and marketing mail to two is refused there
     status, body = stack.send({"Destination": ["bob@e2e.example", "bounce@e2e.example"], "Subject": "Hi",
@@ -77,7 +76,6 @@ def test_timers_are_listed_with_their_next_time(stack):
     assert (timer["Function"], timer["Enabled"], timer["Next"]) == ("batch", True, "2099-01-01T03:00:00Z")
 
 
-@pytest.mark.skipif(not has_function("batch"), reason="functions/batch does not exist yet")
 def test_a_timer_fired_from_the_command_line_runs_its_batch(stack):
     env = dict(os.environ, PYTHONPATH=ROOT)
     fired = subprocess.run([sys.executable, "-m", "local", "fire", TIMER, "--emulator", stack.emulator],

@@ -22,7 +22,7 @@ from tests.e2e.conftest import ROOT
 from tests.local.helpers import SECRET_ID, SECRET_KEY, call, make_client, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
-# Flags for a headless system chromium in a container, offline (machine-notes.md).
+# Flags for a headless system chromium in a container, offline.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 PHONE = {"width": 390, "height": 844}

@@ -29,10 +29,10 @@ from typing import Any
 
 import pytest
 
-from sesmail import config, digest, leases, ses
+from sesmail import config, digest, leases, transport
+from tests import db
 from tests.conftest import ROOT, load_function
 from tests.events import context, http_event, sample_send_payload
-from tests.faults.test_fault_injection import raw_rows
 from tests.fuzz.harness import LONG, check_answer
 
 SEED = int(os.environ.get("SESMAIL_FAULT_SEED", "20261201"))
@@ -64,7 +64,7 @@ def short_windows(env, database, ses_fake, tmp_path, monkeypatch):
     monkeypatch.setattr(leases, "CLOCK_SKEW_S", 0)
     monkeypatch.setattr(leases, "MARGIN_S", 2)
     monkeypatch.setattr(leases, "WAIT_S", 1.0)
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(ses_fake, "rate_limit", 100_000)
     monkeypatch.setattr(ses_fake, "recipient_hourly_limit", 100_000)
     monkeypatch.setattr(ses_fake, "daily_quota", 100_000)
@@ -152,7 +152,7 @@ def timer_event(number: int) -> dict:
 
 def item_rows(kind: str, url: str) -> dict[str, dict[str, Any]]:
     """The digest items as stored, by their Item's id."""
-    rows = raw_rows(kind, url, "SELECT item, email, state, carrier, attempts FROM sesmail_digest_items"
+    rows = db.execute(url, "SELECT item, email, state, carrier, attempts FROM sesmail_digest_items"
                                " WHERE digest = 'daily'")
     return {json.loads(item)["id"]: {"Email": email, "State": state, "Carrier": carrier, "Attempts": attempts}
             for item, email, state, carrier, attempts in rows}

@@ -1,7 +1,7 @@
 """A digest mail that went out and was logged, but whose items were not marked `sent` (the store
 failed in between, the run died there, or another run overlapped it), is never sent again and
 never takes another request's mail as its own: the sent log keeps it under its carrier reference,
-which a later run asks first (README.md#failure-model)."""
+which a later run asks first (docs/reliability.md#digests)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fault injection: no mail lost, none sent twice, every unknown outcome resolved (issue 7, SPEC 5).
+"""Fault injection: no mail lost, none sent twice, every unknown outcome resolved (docs/reliability.md).
 
 The functions run in-process against the SES emulator over real HTTP, with the emulator's scripted
 faults (`fail`, `drop_before`, `drop_after`, `delay`) and its rate, recipient and quota limits raised
@@ -26,14 +26,14 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import threading
 from collections import Counter
 from typing import Any, Callable
 
 import pytest
 
-from sesmail import batching, config, digest, policy, ses, store, webhook
+from sesmail import batching, config, digest, policy, store, transport
+from tests import db
 from tests.conftest import ROOT, load_function
 from tests.events import context, fixture, http_event
 from tests.fuzz.harness import LONG, check_answer, postgres_admin
@@ -51,7 +51,7 @@ def limits_raised(ses_fake, monkeypatch):
     monkeypatch.setattr(ses_fake, "rate_limit", 100_000)
     monkeypatch.setattr(ses_fake, "recipient_hourly_limit", 10)
     monkeypatch.setattr(ses_fake, "daily_quota", 100_000)
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
     return ses_fake
 
@@ -309,10 +309,6 @@ def test_a_timer_event_delivered_three_times_at_once_sends_one_batch(batch, limi
 
 def test_a_digest_timer_delivered_three_times_sends_one_digest_each(env, batch, limits_raised, tmp_path, monkeypatch,
                                                                      fault_figures):
-    import importlib.util
-
-    if importlib.util.find_spec("sesmail.ratelimit") is None:
-        pytest.skip("digests need sesmail.ratelimit, not in the layer yet")
     settings_file = tmp_path / "digest.json"
     settings_file.write_text(json.dumps({"Templates": {"welcome": 100091}, "Digests": {"daily": {
         "FromEmailAddress": "Digest <digest@mail.example.com>", "Subject": "Your day",
@@ -334,29 +330,6 @@ def test_a_digest_timer_delivered_three_times_sends_one_digest_each(env, batch, 
 
 # -- (d) callbacks ----------------------------------------------------------------------------
 
-def raw_rows(kind: str, url: str, sql: str) -> list[tuple]:
-    """Read the database beside the store (not through it)."""
-    if kind == "sqlite":
-        connection = sqlite3.connect(url.split(":///", 1)[1])
-        try:
-            return connection.execute(sql).fetchall()
-        finally:
-            connection.close()
-    from urllib.parse import urlsplit
-
-    import pg8000.dbapi
-
-    parts = urlsplit(url)
-    connection = pg8000.dbapi.connect(user=parts.username or "postgres", password=parts.password,
-                                      host=parts.hostname, port=parts.port or 5432, database=parts.path.lstrip("/"))
-    try:
-        cursor = connection.cursor()
-        cursor.execute(sql)
-        return [tuple(row) for row in cursor.fetchall()]
-    finally:
-        connection.close()
-
-
 def callback_event(body: Any, token: str = "hook-secret-1") -> dict:
     return http_event(body, path="/webhook", key=None, query={"token": token})
 
@@ -375,7 +348,7 @@ def test_a_callback_delivered_three_times_concurrently_is_stored_once(database, 
                 found = instances[threading.get_ident()] = store.new_store(url)
             return found
 
-    monkeypatch.setattr(webhook, "open_store", instance_store)
+    monkeypatch.setattr(store, "open_store", instance_store)  # what http.Call.store opens
     callbacks = []
     for index in range(20):
         callbacks.append(dict(fixture("ses-callback-bounce.json"), bulkId=f"qcloudses-fault-{index}",
@@ -403,7 +376,7 @@ def test_a_callback_delivered_three_times_concurrently_is_stored_once(database, 
         bodies = [check_answer(answer, []) for answer in answers]
         assert [answer["statusCode"] for answer in answers] == [200, 200, 200]
         assert sorted(body["Stored"] for body in bodies) == [0, 0, 1], bodies
-    rows = raw_rows(kind, url, "SELECT message_id, COUNT(*) FROM sesmail_events GROUP BY message_id")
+    rows = db.execute(url, "SELECT message_id, COUNT(*) FROM sesmail_events GROUP BY message_id")
     assert sorted(rows) == sorted((item["bulkId"], 1) for item in callbacks)
     fault_figures.add(f"callbacks delivered 3 times concurrently, stored once ({kind})", len(callbacks))
 
@@ -536,7 +509,7 @@ def test_the_database_stopped_mid_ingestion_answers_503_leaves_no_partial_rows_a
     finally:
         outage.restore()
     # (read before anything else is written: PostgreSQL refused every connection while it was down)
-    rows_during = raw_rows(kind, url, "SELECT message_id, COUNT(*) FROM sesmail_events GROUP BY message_id")
+    rows_during = db.execute(url, "SELECT message_id, COUNT(*) FROM sesmail_events GROUP BY message_id")
     # THEN every request in the outage answered 503, nothing was sent, and no request left part of its rows
     assert outage.broke_mid_transaction
     assert set(during.values()) == {(503, "ResourceUnavailable.Store")}, during
@@ -554,7 +527,7 @@ def test_the_database_stopped_mid_ingestion_answers_503_leaves_no_partial_rows_a
     for index in range(10):  # a repeat of what had landed stores nothing new
         result = receive(callback_event(batches[index]), context())
         assert json.loads(result["body"])["Stored"] == 0
-    rows = dict(raw_rows(kind, url, "SELECT message_id, COUNT(*) FROM sesmail_events GROUP BY message_id"))
+    rows = dict(db.execute(url, "SELECT message_id, COUNT(*) FROM sesmail_events GROUP BY message_id"))
     assert rows == {f"qcloudses-r{index}": size for index, size in enumerate(sizes)}
     policy.reset()
     fault_figures.add(f"database outages mid-ingestion ({kind})")

@@ -1,4 +1,4 @@
-"""The batch function: BatchSendEmail, inline recipient lists, timers, digests (SPEC 3.4)."""
+"""The batch function: BatchSendEmail, inline recipient lists, timers, digests (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from sesmail import batching, config, ses, store
+from sesmail import batching, config, store, transport
+from tests import db
 from tests.conftest import load_function
 from tests.events import context, http_event
 
@@ -19,7 +20,7 @@ def batch(env):
 
 @pytest.fixture(autouse=True)
 def quick(monkeypatch):
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
 
 
@@ -248,8 +249,7 @@ def lists_at_ses(fake) -> list:
 
 def backdate_lists(seconds: float) -> None:
     """As if the lists had been made `seconds` ago (older than a run plus SES's settle time)."""
-    db = store.open_store(config.load().database_url)
-    db._run(lambda cursor: cursor.execute(f"UPDATE sesmail_lists SET created_at = created_at - {seconds}"))
+    db.execute(config.load().database_url, "UPDATE sesmail_lists SET created_at = created_at - ?", (seconds,))
 
 
 def cleanup(batch) -> dict:
@@ -453,10 +453,8 @@ def test_a_digest_item_that_would_break_the_subject_fails_alone(batch, ses_fake,
     sent = [call["Params"] for call in ses_fake.calls
             if call["Action"] in ("SendEmail", "CreateReceiverDetailWithData")]
     assert "a@example.com" not in json.dumps(sent)
-    db = store.open_store(config.load().database_url)
-    states = db._run(lambda cursor: (cursor.execute("SELECT email, state FROM sesmail_digest_items ORDER BY email"),
-                                     cursor.fetchall())[1])
-    assert [tuple(row) for row in states] == [("a@example.com", "failed"), ("b@example.com", "sent"),
+    states = db.execute(config.load().database_url, "SELECT email, state FROM sesmail_digest_items ORDER BY email")
+    assert states == [("a@example.com", "failed"), ("b@example.com", "sent"),
                                               ("c@example.com", "sent")]
 
 
@@ -500,8 +498,7 @@ def test_a_run_that_died_mid_digest_is_resumed_without_resending(batch, ses_fake
     # WHEN SCF retries the event after the dead run's time limit and SES's settle time
     monkeypatch.setenv("SESMAIL_SETTLE_SECONDS", "0")
     config.reset()
-    db = store.open_store(config.load().database_url)
-    db._run(lambda cursor: cursor.execute("UPDATE sesmail_digest_items SET claimed_at = claimed_at - 60"))
+    db.execute(config.load().database_url, "UPDATE sesmail_digest_items SET claimed_at = claimed_at - 60")
     batch(timer_event("daily"), context())
     # THEN b@ (never sent: SES has no row) and c@ get theirs, a@ nothing more
     assert sorted(mail["Destination"][0] for mail in ses_fake.sent) == [

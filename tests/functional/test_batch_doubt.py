@@ -1,6 +1,6 @@
 """BatchSendEmail on a caller's own list: a doubt is matched through ListSendTasks by list, subject
 and creation time, so two attempts with the same list and subject never have overlapping windows
-(README.md#failure-model); the same windows shrunk to about 2 s as in test_send_doubt.py."""
+(docs/reliability.md#doubt); the same windows shrunk to about 2 s as in test_send_doubt.py."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import time
 
 import pytest
 
-from sesmail import batching, config, leases, ses
+from sesmail import batching, config, leases, transport
 from tests.conftest import SECRET_ID, SECRET_KEY, load_function
 from tests.events import context, http_event
 
 
 @pytest.fixture
 def batch(env, monkeypatch):
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
     monkeypatch.setattr(leases, "CLOCK_SKEW_S", 0)
     monkeypatch.setattr(leases, "MARGIN_S", 2)

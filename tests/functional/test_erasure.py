@@ -10,8 +10,9 @@ import sqlite3
 
 import pytest
 
-from sesmail import config, rules, store
+from sesmail import addresses, config, store
 from sesmail.store import sqlite as sqlite_dialect
+from tests import db
 from tests.conftest import load_function
 from tests.events import context, http_event, sample_send_payload
 
@@ -97,10 +98,9 @@ def test_the_erased_form_is_a_keyed_hash_of_the_normalised_address(env, send, we
     assert call(webhook, {"event": "spamreport", "email": ADDRESS}, key=None, path="/webhook",
                 query={"token": "hook-secret-1"})[0] == 200
     assert call(send, None, method="DELETE", path=f"/addresses/{ADDRESS.upper()}")[0] == 200
-    rows = store.open_store(config.load().database_url)._run(
-        lambda cursor: (cursor.execute("SELECT email FROM sesmail_suppressions"), cursor.fetchall())[1])
-    assert rows == [("h:" + rules.address_hash("a-long-random-key", ADDRESS),)]
-    assert rules.address_hash("a-long-random-key", ADDRESS) != rules.address_hash(None, ADDRESS)
+    rows = db.execute(config.load().database_url, "SELECT email FROM sesmail_suppressions")
+    assert rows == [("h:" + addresses.address_hash("a-long-random-key", ADDRESS),)]
+    assert addresses.address_hash("a-long-random-key", ADDRESS) != addresses.address_hash(None, ADDRESS)
     # an admin lifts it by the address, both forms at once
     assert call(send, None, method="DELETE", path=f"/suppressions/{ADDRESS}")[1] == {"Removed": 1,
                                                                                      "RequestId": "req-test"}

@@ -1,5 +1,5 @@
 """Keys, scopes and client policies on every route, CORS, and the authentication cases every HTTP
-function shares (the trust boundary: README "Security model")."""
+function shares (the trust boundary: docs/security.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import secrets
 
 import pytest
 
-from sesmail import batching, config, policy, ratelimit, ses, store
+from sesmail import batching, config, policy, ratelimit, redis_client, store, transport
+from tests import db
 from tests.conftest import SECRET_ID, SECRET_KEY, load_function
 from tests.events import context, fixture, http_event, sample_send_payload
 
@@ -38,7 +39,7 @@ def policies(env, tmp_path, monkeypatch):
 
 @pytest.fixture
 def batch(env, monkeypatch):
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
     return load_function("batch").main_handler
 
@@ -99,8 +100,7 @@ def actions(ses_fake) -> list[str]:
 
 
 def stored_rows(table: str) -> int:
-    return store.open_store(config.load().database_url)._run(
-        lambda cursor: (cursor.execute(f"SELECT COUNT(*) FROM {table}"), cursor.fetchone())[1][0])
+    return db.count(config.load().database_url, table)
 
 
 # --- send: templates, senders, recipients -----------------------------------------------------
@@ -421,7 +421,7 @@ def test_a_suppressed_recipient_is_named_by_field_never_why(send, policies, ses_
 @pytest.fixture
 def redis(env, monkeypatch):
     url = os.environ.get("SESMAIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    resp = ratelimit._Resp(url, 2.0)
+    resp = redis_client.Connection(url, 2.0)
     try:
         resp.command("PING")
     except Exception as exc:

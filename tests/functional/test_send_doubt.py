@@ -1,5 +1,5 @@
 """One request's doubt is never another request's answer: two sends to one recipient whose
-outcomes are both unknown each end with their own mail, once (README.md#failure-model).
+outcomes are both unknown each end with their own mail, once (docs/reliability.md#leases).
 
 SES's status index (GetSendEmailStatus) has no subject, so the only thing that tells two attempts
 apart there is time: the recipient leases keep their windows from overlapping. These tests shrink

@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /send: one mail per key and body, whatever happens (SPEC 3.3, 5)."""
+"""Idempotency-Key on POST /send: one mail per key and body, whatever happens (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from sesmail import config, store
 from sesmail.errors import StoreUnavailable
 from sesmail.idempotency import fingerprint
+from tests import db
 from tests.events import context, http_event, sample_send_payload
 
 
@@ -29,17 +30,17 @@ def the_store():
 
 def backdate(seconds: float) -> None:
     """Move every idempotency attempt `seconds` into the past (as if time had passed)."""
-    db = the_store()
-    for scope, key in db._run(lambda c: c.execute(
-            "SELECT scope, idem_key FROM sesmail_idempotency").fetchall()):
-        record = db.idem_get(scope, key)
+    url = config.load().database_url
+    opened = the_store()
+    for scope, key in db.execute(url, "SELECT scope, idem_key FROM sesmail_idempotency"):
+        record = opened.idem_get(scope, key)
         attempt = record["attempt"]
         for name in ("Started", "Ended"):
             if name in attempt:
                 attempt[name] -= seconds
-        db.idem_update(scope, key, record["version"], attempt=attempt,
-                       created_at=record["created_at"] - seconds, expires_at=record["expires_at"] - seconds)
-    db._run(lambda c: c.execute("UPDATE sesmail_leases SET expires_at = expires_at - ?", (seconds,)))
+        opened.idem_update(scope, key, record["version"], attempt=attempt,
+                           created_at=record["created_at"] - seconds, expires_at=record["expires_at"] - seconds)
+    db.execute(url, "UPDATE sesmail_leases SET expires_at = expires_at - ?", (seconds,))
 
 
 def test_the_same_key_and_body_replays_the_first_response_and_sends_once(send, ses_fake):
@@ -178,8 +179,7 @@ def test_sends_to_one_recipient_one_after_another_never_wait(send, ses_fake):
     assert [a["statusCode"] for a in answers] == [200] * 8
     assert time.monotonic() - started < 5  # a held-back send waits at least a poll; none did
     assert len(ses_fake.sent) == 8
-    held = the_store()._run(lambda c: c.execute("SELECT COUNT(*) FROM sesmail_leases WHERE owner <> ''").fetchone())
-    assert held[0] == 0
+    assert db.one(config.load().database_url, "SELECT COUNT(*) FROM sesmail_leases WHERE owner <> ''") == 0
 
 
 def test_a_run_that_died_between_the_record_and_the_ses_call_does_not_block_the_key(send, ses_fake):

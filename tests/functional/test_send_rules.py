@@ -1,5 +1,5 @@
 """POST /send through the real handler: refusals in Tencent's error shape, nothing reaching SES,
-the HTTP shapes SCF delivers, routing and API-key auth (SPEC 3.2, 3.3, 5)."""
+the HTTP shapes SCF delivers, routing and API-key auth (docs/api.md, docs/security.md)."""
 
 from __future__ import annotations
 

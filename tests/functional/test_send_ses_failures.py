@@ -1,4 +1,4 @@
-"""SES failures through the real SDK over real HTTP: what is retried, what is never retried (SPEC 5)."""
+"""SES failures through the real SDK over real HTTP: what is retried, what is never retried (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import socket
 
 import pytest
 
-from sesmail import config, ses
+from sesmail import config, transport
 from tests.events import context, http_event, sample_send_payload
 
 
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch):
     # The policy is what is under test, not the length of its pauses.
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
-    monkeypatch.setattr(ses, "BACKOFF_CAP_S", 0.005)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_CAP_S", 0.005)
 
 
 def send_calls(fake) -> int:
@@ -141,8 +141,8 @@ def test_unreachable_ses_is_retried_then_answers_503_not_sent(send, monkeypatch,
 
 def test_unreachable_ses_stops_retrying_when_the_function_time_runs_out(send, monkeypatch, capsys):
     monkeypatch.setenv("SESMAIL_SES_ENDPOINT", f"127.0.0.1:{_closed_port()}")
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.4)
-    monkeypatch.setattr(ses, "BACKOFF_CAP_S", 0.4)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.4)
+    monkeypatch.setattr(transport, "BACKOFF_CAP_S", 0.4)
     config.reset()
     # 1.6 s limit - 1 s safety margin leaves room for one call, not for a pause and another.
     result = send(http_event(sample_send_payload()), context(time_limit_ms=1600))

@@ -1,6 +1,6 @@
 """The SMTP transport (SESMAIL_TRANSPORT=smtp, sesmail/smtp.py) against the emulated SMTP interface
 (local/ses_smtp.py), through the send function's main_handler: MIME as SES's header table wants it,
-SES's SMTP refusals parsed into the API path's codes, SPEC 5's retries, and the Message-ID carried
+SES's SMTP refusals parsed into the API path's codes, the retries of docs/reliability.md, and the Message-ID carried
 through the callbacks to the message's status."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from local.rendering import parse_mime
 from local.ses_smtp import SmtpEndpoint, refusal
-from sesmail import config, smtp
+from sesmail import config, smtp, transport
 from sesmail.errors import InvalidInput, OutcomeUnknown, SesRefused
 from tests.conftest import ROOT, load_function
 from tests.events import context, http_event
@@ -91,7 +91,7 @@ def test_the_message_follows_ses_smtp_header_table_and_no_line_comes_near_2000(s
     parsed = parse_mime(mail.data)
     assert "9" * 5000 in parsed["Text"]
     assert parsed["Attachments"][0]["Content"] == bytes(range(256)) * 40
-    mail.send(settings, _deadline())
+    smtp.SmtpTransport(settings).send(mail, _deadline())
     assert smtp_env.received[-1]["Reply"] == "250 OK"
 
 
@@ -306,11 +306,11 @@ def test_ses_smtp_refusals_are_parsed_leniently(text, expected):
 
 def test_a_refusal_without_the_json_is_not_parsed():
     assert smtp.parse_reply("550 5.1.1 mailbox unavailable") is None
-    assert isinstance(smtp._refusal(451, "4.3.0 try later"), smtp._NotSent)
+    assert isinstance(smtp._refusal(451, "4.3.0 try later"), transport.NotSent)
     assert isinstance(smtp._refusal(554, refusal("InternalError", "x"), after_data=True), OutcomeUnknown)
 
 
 def _deadline():
-    from sesmail.ses import Deadline
+    from sesmail.deadline import Deadline
 
     return Deadline(20000)

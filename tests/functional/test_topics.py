@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sesmail import batching, config, ses, store, topics
+from sesmail import batching, config, store, topics, transport
 from tests.conftest import load_function
 from tests.events import context, http_event
 
@@ -33,7 +33,7 @@ def topic_env(env, tmp_path, monkeypatch):
     monkeypatch.setenv("SESMAIL_CONFIG", str(settings_file))
     monkeypatch.setenv("SESMAIL_PUBLIC_URL", PUBLIC_URL)
     monkeypatch.setenv("SESMAIL_UNSUBSCRIBE_SECRETS", SECRET)
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
     config.reset()
     return env
@@ -98,9 +98,9 @@ def one_click(handlers, token, encoding="urlencoded") -> tuple[int, dict]:
 
 def scopes(address=READER) -> set[str]:
     settings = config.load()
-    from sesmail import rules
+    from sesmail.addresses import address_hash
 
-    return store.open_store(settings.database_url).suppression_scopes(address, rules.address_hash(None, address))
+    return store.open_store(settings.database_url).suppression_scopes(address, address_hash(None, address))
 
 
 # --- what a mail gets ---

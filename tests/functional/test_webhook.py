@@ -1,4 +1,4 @@
-"""The webhook function: SES callbacks stored once, suppression, status, erasure (SPEC 3.5)."""
+"""The webhook function: SES callbacks stored once, suppression, status, erasure (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from sesmail import config, store
 from sesmail.errors import StoreUnavailable
+from tests import db
 from tests.conftest import ROOT, load_function
 from tests.events import context, fixture, http_event, sample_send_payload
 
@@ -37,9 +38,7 @@ def status_of(send, message_id: str) -> tuple[int, dict]:
 
 
 def event_count() -> int:
-    db = store.open_store(config.load().database_url)
-    return db._run(lambda cursor: (cursor.execute("SELECT COUNT(*) FROM sesmail_events"),
-                                   cursor.fetchone())[1][0])
+    return db.count(config.load().database_url, "sesmail_events")
 
 
 def sent_to(address: str, **changes) -> dict:
@@ -361,7 +360,7 @@ def test_the_state_holds_whether_events_come_one_by_one_or_in_one_array(webhook,
     assert status_of(send, "m-one")[1]["State"] == "bounce"
 
 
-# --- suppression (SPEC 3.5) ---
+# --- suppression (docs/api.md) ---
 
 def bounce(address: str, bounce_type: str = "hard_bounce") -> dict:
     return {"event": "bounce", "email": address, "bulkId": "b-1", "bounceType": bounce_type, "timestamp": 1}
@@ -489,7 +488,8 @@ def test_the_webhook_never_imports_the_ses_sdk(env):
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    result = index.main_handler(event, {})\n"
             "assert result['statusCode'] == 200, result\n"
-            "print(sorted(m for m in sys.modules if m.startswith(('tencentcloud', 'requests', 'urllib3'))))\n")
+            "print(sorted(m for m in sys.modules if m.startswith(('tencentcloud', 'requests', 'urllib3',"
+            " 'sesmail.ses', 'sesmail.smtp', 'sesmail.transport'))))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.join(ROOT, "functions", "webhook"),
                          env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "functions", "webhook") + os.pathsep

@@ -4,15 +4,12 @@ checked against the invariants of `harness.check_answer`, and the figures printe
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from sesmail import batching, config, log, policy, ses, store
-from tests.conftest import FULL_ADDRESS, load_function
+from sesmail import batching, config, log, policy, store, transport
+from tests.conftest import load_function
 from tests.events import context
 from tests.fuzz.harness import Figures, check_answer, figures_of, postgres_database
 
@@ -32,54 +29,10 @@ SETTINGS = {
 }
 
 
-# A ReceiverId names a list at SES that the layer cannot see (SPEC 3.5: "the caller's"): SES alone
+# A ReceiverId names a list at SES that the layer cannot see (the caller's, docs/api.md): SES alone
 # can refuse it, so these refusals come after the one BatchSendEmail call.
 SES_ONLY_CODES = ("OperationDenied.ReceiverNotExist", "OperationDenied.ReceiverStatusError")
 RECEIVER_ID = 42  # the ReceiverId of the batch payloads; mapped to a list made for each example
-
-
-# -- known bugs ----------------------------------------------------------------------------------
-# Each is reproduced by an xfail(strict=True) test in test_fuzz_http.py. While it stands, a fuzz
-# example that hits it (and nothing else: the answer must match the bug's own signature) is counted,
-# not failed, so that the fuzzers keep looking for new ones. Fixing a bug turns its xfail test
-# into an XPASS, which fails: then delete the test and its entry here.
-
-
-def _lenient_body(event) -> Any:
-    body = event.get("body") if isinstance(event, dict) else None
-    if not isinstance(body, str):
-        return body
-    try:
-        if event.get("isBase64Encoded") is True:
-            body = base64.b64decode(body, validate=True).decode("utf-8")
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _walk(value) -> Iterator[Any]:
-    yield value
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _walk(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _walk(item)
-
-
-def _lone_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def known_bug(function: str, event, result: dict, calls: list[dict], backend: str) -> str | None:
-    """The bugs this suite found are fixed (their reproductions are regression tests now); a new
-    one, once found, gets an entry here while it stands."""
-    return None
 
 
 class Harness:
@@ -113,12 +66,8 @@ class Harness:
             self.figures.add("refused by SES only (a ReceiverId the layer cannot see)")
         try:
             body = check_answer(result, calls, markers)
-        except AssertionError as exc:
-            bug = known_bug(function, event, result, calls, self.backend)
-            if bug is None:
-                raise AssertionError(f"{exc}\n{function} event: {repr(event)[:1500]}\nlog: {self.lines[-3:]}") from None
-            self.figures.add(f"known bug hit: {bug}")
-            return result["statusCode"], {}
+        except AssertionError as exc:  # the same failure, with the event and the log that led to it
+            raise AssertionError(f"{exc}\n{function} event: {repr(event)[:1500]}\nlog: {self.lines[-3:]}") from None
         if markers and result["statusCode"] >= 400:
             self.figures.add("error answers checked for a planted marker")
         for line in self.lines:
@@ -153,18 +102,12 @@ def app(env, ses_fake, backend, tmp_path, monkeypatch, request, fuzz_figures):
     monkeypatch.setenv("SESMAIL_CONFIG", str(settings_file))
     monkeypatch.setenv("SESMAIL_DEFAULT_SENDER", "noreply@mail.example.com")
     monkeypatch.setenv("SESMAIL_APPID", APPID)
-    monkeypatch.setattr(ses, "BACKOFF_BASE_S", 0.001)
+    monkeypatch.setattr(transport, "BACKOFF_BASE_S", 0.001)
     monkeypatch.setattr(batching, "POLL_FIRST_S", 0.01)
     lines: list[str] = []
     write = log._write  # already wrapped by the autouse log check of tests/conftest.py
 
     def capture(level, message, fields):
-        names = fields.get("Names")
-        if isinstance(names, list) and any(FULL_ADDRESS.search(str(name)) for name in names):
-            # Known bug (test_an_event_name_holding_an_address_is_not_logged_unmasked): counted here,
-            # kept from the suite-wide log check so that the fuzzer goes on.
-            fuzz_figures.add("known bug hit: a callback's event name logged verbatim (an address unmasked)")
-            fields = dict(fields, Names=["(an address)"])
         write(level, message, fields)
         # The event names of stored callbacks are logged by design (Names): not an echo of a value.
         lines.append(log._encode(dict({k: v for k, v in fields.items() if k != "Names"}, Message=message,

@@ -1,5 +1,5 @@
-"""What the fuzz and fault-injection suites share: the invariants every answer must meet (SPEC 3.2,
-5), databases of their own on the local PostgreSQL server, and the figures they report.
+"""What the fuzz and fault-injection suites share: the invariants every answer must meet (docs/api.md,
+docs/security.md), databases of their own on the local PostgreSQL server, and the figures they report.
 
 An answer is checked as an HTTP client would see it: the integrated-response shape, a JSON body,
 an error in Tencent Cloud's vocabulary with the status its family says, no value the caller sent
@@ -22,7 +22,7 @@ LONG = os.environ.get("SESMAIL_LONG_TESTS") == "1"
 IN_CI = os.environ.get("CI") == "true"
 POSTGRES_URL = os.environ.get("SESMAIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
-# SPEC 3.2's table: the error code families each status may carry.
+# The error code families each status may carry (docs/api.md).
 ERROR_FAMILIES: dict[int, tuple[str, ...]] = {
     400: ("InvalidParameter", "InvalidParameterValue", "MissingParameter", "UnknownParameter", "FailedOperation"),
     401: ("AuthFailure.InvalidAuthorization",),
@@ -84,7 +84,7 @@ def check_answer(result: Any, calls: list[dict], markers: tuple[str, ...] = (), 
     assert isinstance(body, dict), result
     assert isinstance(body.get("RequestId"), str) and body["RequestId"], result
     if status >= 400:
-        assert set(body) == {"Error", "RequestId"}, f"not the SPEC 3.2 error shape: {body}"
+        assert set(body) == {"Error", "RequestId"}, f"not the error shape of docs/api.md: {body}"
         error = body["Error"]
         assert isinstance(error, dict) and set(error) <= ERROR_KEYS, body
         assert isinstance(error.get("Code"), str) and isinstance(error.get("Message"), str) and error["Message"], body
@@ -99,7 +99,7 @@ def check_answer(result: Any, calls: list[dict], markers: tuple[str, ...] = (), 
 
 
 class Figures:
-    """Counts printed at the end of the run (the README's figures)."""
+    """Counts printed at the end of the run (docs/reliability.md#figures)."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()

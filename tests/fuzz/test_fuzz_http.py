@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every HTTP route of send, batch and webhook (issue 7, SPEC 3.2, 5).
+"""Property-based fuzzing of every HTTP route of send, batch and webhook (docs/api.md, docs/security.md).
 
 Two generators: (a) valid SendEmail, BatchSendEmail, digest-item, suppression and callback payloads
 mutated (fields dropped, added, retyped, oversized; unicode with lone surrogates, CR/LF, NaN and
@@ -8,7 +8,7 @@ odd Authorization values, Origin), methods and paths, in Function URL and API Ga
 
 Invariants, checked on every example by `harness.check_answer` (no fault is injected here): never
 a 5xx; no SES call unless the answer is 200 (a task lookup may read before its 404); the body is
-JSON, and an error has SPEC 3.2's shape and a code of its status's family; a marker string planted
+JSON, and an error has the shape of docs/api.md and a code of its status's family; a marker string planted
 in a value never comes back in an error nor reaches a log line. The autouse log check of
 tests/conftest.py adds: no secret, no unmasked address in any log line.
 

@@ -1,11 +1,11 @@
-"""Schemathesis against the shipped OpenAPI document, over real HTTP to the local stack (issue 7).
+"""Schemathesis against the shipped OpenAPI document, over real HTTP to the local stack.
 
 Every operation of openapi.json, with data that fits the schema (positive) and data that breaks it
 (negative), sent through the gateway of `local.stack.Stack` (free ports, its own SES emulator with
 SES's limits, sender and template checks), as Function URL events and as API Gateway events.
 Checks: Schemathesis's `not_a_server_error`, `status_code_conformance`, `content_type_conformance`
 and `response_schema_conformance`, plus this project's own (`harness.check_answer` on the HTTP
-answer: SPEC 3.2's error shape and code families, and no SES call behind anything but a 200).
+answer: the error shape of docs/api.md and code families, and no SES call behind anything but a 200).
 Most cases carry the stack's credentials (Bearer dev-key, ?token=dev-secret) so they reach
 validation; some go without, and nothing may succeed then.
 """
@@ -55,7 +55,7 @@ def stack(request, tmp_path_factory):
         config.reset()
         store.reset()
         policy.reset()
-        ses._clients.clear()
+        ses.reset()
         running = Stack(gateway_port=0, emulator_port=0, data_dir=str(tmp_path_factory.mktemp("stack")),
                         apigw=request.param == "apigw").start()
         try:
@@ -63,7 +63,7 @@ def stack(request, tmp_path_factory):
         finally:
             running.stop()
             store.reset()
-            ses._clients.clear()
+            ses.reset()
             config.reset()
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.local.conftest import ROOT
 from tests.local.helpers import Receiver, call, template_data
 
-# Every field SES's callback documentation names (tencent-facts 1.1), beyond the 2025 sample's two
+# Every field SES's callback documentation names (docs/ses.md), beyond the 2025 sample's two
 # undocumented extras.
 DOCUMENTED = {"event", "email", "link", "bulkId", "timestamp", "reason", "bounceType", "username", "from",
               "fromDomain", "templateId", "useragent", "subject", "messageId", "eventid", "taskId"}

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import pytest
 
 from sesmail import config, policy, ses, store
+from tests import db
 from tests.conftest import load_function
 from tests.events import context, http_event
 from tests.store.conftest import MYSQL_URL, POSTGRES_URL, Backend, _server
@@ -152,25 +152,13 @@ class Database:
         self.kind, self.url, self.backend, self.directory = kind, url, backend, directory
 
     def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
-        if self.kind == "sqlite":
-            connection = sqlite3.connect(self.url.split(":///", 1)[1])
-            try:
-                return [tuple(row) for row in connection.execute(sql, params).fetchall()]
-            finally:
-                connection.close()
-        assert self.backend is not None
-        return self.backend.execute(sql, params, url=self.url)
+        return db.execute(self.url, sql, params)
 
     def tables(self) -> list[str]:
         """Every sesmail_* table but the schema version (whatever tables this release has)."""
-        query = {
-            "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table'",
-            "postgresql": "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()",
-            "mysql": "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
-        }[self.kind]
         if self.kind == "sqlite" and not os.path.exists(self.url.split(":///", 1)[1]):
             return []
-        names = [str(row[0]) for row in self.execute(query)]
+        names = db.tables(self.url)
         return sorted(name for name in names if name.lower().startswith("sesmail_") and name != "sesmail_schema")
 
     def rows(self, table: str) -> list[tuple]:
@@ -391,7 +379,7 @@ def world(env, database, ses_fake, tmp_path, monkeypatch) -> Iterator[World]:
     config.reset()
     store.reset()
     policy.reset()
-    ses._clients.clear()
+    ses.reset()
     ses_fake.calls.clear()
     yield World(ses_fake, database, lists, str(settings_file))
     store.reset()
@@ -407,9 +395,9 @@ class RedisKeys:
         self.url, self.prefix = url, prefix
 
     def _command(self, *args: Any) -> Any:
-        from sesmail import ratelimit
+        from sesmail import redis_client
 
-        resp = ratelimit._Resp(self.url, 2.0)
+        resp = redis_client.Connection(self.url, 2.0)
         try:
             return resp.command(*args)
         finally:
@@ -428,9 +416,9 @@ class RedisKeys:
 @pytest.fixture
 def redis(world, monkeypatch) -> Iterator[RedisKeys]:
     """Policy counters in a real Redis (SESMAIL_REDIS_URL), under a key prefix of this test's own."""
-    from sesmail import ratelimit
+    from sesmail import ratelimit, redis_client
 
-    probe = ratelimit._Resp(REDIS_URL, 2.0)
+    probe = redis_client.Connection(REDIS_URL, 2.0)
     try:
         probe.command("PING")
     except Exception as exc:

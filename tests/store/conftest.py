@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from sesmail.store import new_store
+from tests import db
 
 POSTGRES_URL = os.environ.get("SESMAIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("SESMAIL_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -48,33 +48,10 @@ class Backend:
 
     # raw driver connections, not the store's: what the tests check must not go through it
     def raw(self, url: str | None = None) -> Any:
-        parts = urlsplit(url or self.admin_url)
-        if self.name == "sqlite":
-            return sqlite3.connect(parts.path, isolation_level=None)
-        if self.name == "postgresql":
-            import pg8000.dbapi
-
-            connection = pg8000.dbapi.connect(user=parts.username, password=parts.password,
-                                              host=parts.hostname, port=parts.port or 5432,
-                                              database=parts.path.lstrip("/"), timeout=10)
-            connection.autocommit = True
-            return connection
-        import pymysql
-
-        return pymysql.connect(host=parts.hostname, port=parts.port or 3306, user=parts.username,
-                               password=parts.password or "", database=parts.path.lstrip("/"),
-                               autocommit=True, connect_timeout=5)
+        return db.connect(url or self.admin_url)
 
     def execute(self, sql: str, params: tuple = (), url: str | None = None) -> list:
-        if self.name != "sqlite":
-            sql = sql.replace("?", "%s")
-        connection = self.raw(url or self.url)
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql, params)
-            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
-        finally:
-            connection.close()
+        return db.execute(url or self.url, sql, params)
 
     def count(self, table: str, url: str | None = None) -> int:
         return int(self.execute(f"SELECT COUNT(*) FROM {table}", url=url)[0][0])
@@ -107,17 +84,22 @@ class Backend:
             except Exception:
                 return  # not migrated yet: nothing to clear
 
+    def sessions(self) -> set[int]:
+        """The server's ids of the connections to the session database other than this query's own:
+        the store's, when it is the one store open on it (None for SQLite, which has no server)."""
+        query = {"postgresql": "SELECT pid FROM pg_stat_activity WHERE datname = ? AND pid <> pg_backend_pid()",
+                 "mysql": "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()"}
+        database = urlsplit(self.url).path.lstrip("/")
+        return {int(row[0]) for row in self.execute(query[self.name], (database,), url=self.admin_url)}
+
     def session_id(self, store) -> int | None:
         """The server's id for a store's connection (None for SQLite, which has no server)."""
-        query = {"postgresql": "SELECT pg_backend_pid()", "mysql": "SELECT CONNECTION_ID()"}.get(self.name)
-        if query is None:
+        if self.name == "sqlite":
             return None
-
-        def work(cursor):
-            cursor.execute(query)
-            return int(cursor.fetchone()[0])
-
-        return store._run(work)
+        store.list_suppressions(0, 1)  # connected
+        found = self.sessions()
+        assert len(found) == 1, f"one store should be connected to {self.url}: {found}"
+        return found.pop()
 
     def kill(self, store) -> None:
         """End a store's connection from outside, as a server restart or a network cut would."""

@@ -20,8 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from sesmail import ratelimit
-from sesmail.ratelimit import LocalLimiter, RedisLimiter, RedisLink, SharedCounters, limiter_for
+from sesmail import ratelimit, redis_client
+from sesmail.ratelimit import LocalLimiter, RedisLimiter, SharedCounters, limiter_for
+from sesmail.redis_client import RedisLink
 
 REDIS_URL = os.environ.get("SESMAIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 HOW_TO = ("start Redis (redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '') or point "
@@ -58,7 +59,7 @@ def closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def redis_url():
-    resp = ratelimit._Resp(REDIS_URL, 2.0)
+    resp = redis_client.Connection(REDIS_URL, 2.0)
     try:
         resp.command("PING")
     except Exception as exc:
@@ -76,7 +77,7 @@ def prefix(redis_url):
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"sesmail-test:{os.getpid()}:{secrets.token_hex(4)}:"
     yield prefix
-    resp = ratelimit._Resp(redis_url, 2.0)
+    resp = redis_client.Connection(redis_url, 2.0)
     try:
         keys = resp.command("KEYS", prefix.replace("{", "\\{") + "*")
         if keys:
@@ -86,7 +87,7 @@ def prefix(redis_url):
 
 
 def redis_command(url: str, *args):
-    resp = ratelimit._Resp(url, 2.0)
+    resp = redis_client.Connection(url, 2.0)
     try:
         return resp.command(*args)
     finally:
@@ -230,7 +231,7 @@ def test_a_connection_closed_by_redis_is_reopened_without_falling_back(redis_url
     link = RedisLink(redis_url)
     limiter = RedisLimiter(link, prefix + "rate:{acct:SendEmail}", 20, LocalLimiter(10))
     assert limiter.acquire(time.monotonic() + 5)
-    client_id = link._resp.command("CLIENT", "ID")
+    client_id = link._connection.command("CLIENT", "ID")
     redis_command(redis_url, "CLIENT", "KILL", "ID", client_id)  # Redis's idle timeout, a failover
     assert limiter.acquire(time.monotonic() + 5)
     assert not link.down
@@ -294,7 +295,7 @@ def test_shared_counters_fall_back_while_redis_is_down():
 
 def test_redis_is_tried_again_after_the_pause_and_shared_again(redis_url, prefix, capsys):
     # GIVEN Redis unreachable when the instance starts sending
-    target = ratelimit._Resp(redis_url, 1.0)
+    target = redis_client.Connection(redis_url, 1.0)
     proxy = Proxy(closed_port(), (target.host, target.port))
     clock = FakeClock()
     link = RedisLink(f"redis://127.0.0.1:{proxy.port}/{target.db}", clock=clock, retry_s=10.0)

@@ -711,10 +711,7 @@ def test_sslmode_require_connects_over_tls_when_the_server_offers_it(postgresql_
         pytest.skip("this PostgreSQL server has ssl = off")
     store = new_store(postgresql_server.url + "?sslmode=require")
     try:
-        def work(cursor):
-            cursor.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-            return cursor.fetchone()[0]
-
-        assert store._run(work) is True
+        session = postgresql_server.session_id(store)
+        assert postgresql_server.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = ?", (session,))[0][0] is True
     finally:
         store.close()

@@ -1,4 +1,4 @@
-"""Envelopes: where each SCF trigger event keeps the request (SPEC 3.2), read through JMESPath."""
+"""Envelopes: where each SCF trigger event keeps the request (docs/api.md), read through JMESPath."""
 
 from __future__ import annotations
 

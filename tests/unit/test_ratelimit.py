@@ -20,7 +20,7 @@ from typing import Callable
 
 import pytest
 
-from sesmail import config, ratelimit
+from sesmail import config, ratelimit, redis_client
 from sesmail.ratelimit import LocalLimiter, RedisLimiter, limiter_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -328,12 +328,12 @@ def test_limiter_for_with_a_redis_url_connects_only_when_used():
     assert isinstance(limiter, RedisLimiter)
     assert limiter.keys == ["sesmail:rate:{1250000000:SendEmail}:gcra", "sesmail:rate:{1250000000:SendEmail}:slots"]
     assert limiter.rate == 20 and limiter.fallback.rate == 10
-    assert not limiter.link._resp.connected
+    assert not limiter.link.connected
 
 
 def test_importing_the_limiter_loads_no_network_module():
-    # Cold start (SPEC 6): socket, ssl and hashlib are imported only once Redis is used.
-    code = ("import sys; import sesmail.ratelimit; "
+    # Cold start (docs/benchmarks.md): socket, ssl and hashlib are imported only once Redis is used.
+    code = ("import sys; import sesmail.ratelimit, sesmail.redis_client; "
             "print(sorted(m for m in ('socket', 'ssl', 'hashlib', 'redis') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "layers", "sesmail")))
@@ -349,7 +349,7 @@ def test_importing_the_limiter_loads_no_network_module():
     ("redis://app:secret@10.0.0.5:6379?db=2", "10.0.0.5", 6379, 2, False, "app", "secret"),
 ])
 def test_redis_urls_are_read_like_redis_py_reads_them(url, host, port, db, tls, user, password):
-    resp = ratelimit._Resp(url, 1.0)
+    resp = redis_client.Connection(url, 1.0)
     assert (resp.host, resp.port, resp.db, resp.tls, resp.username, resp.password) == (
         host, port, db, tls, user, password)
     assert "secret" not in resp.safe_url and "p@ss" not in resp.safe_url and "app" not in resp.safe_url
@@ -358,16 +358,16 @@ def test_redis_urls_are_read_like_redis_py_reads_them(url, host, port, db, tls, 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "redis://127.0.0.1:6379/zero"])
 def test_unusable_redis_urls_are_refused(url):
     with pytest.raises(ValueError, match="SESMAIL_REDIS_URL"):
-        ratelimit._Resp(url, 1.0)
+        redis_client.Connection(url, 1.0)
 
 
 def test_resp_replies_are_decoded():
-    resp = ratelimit._Resp("redis://127.0.0.1", 1.0)
+    resp = redis_client.Connection("redis://127.0.0.1", 1.0)
     resp._file = io.BytesIO(b"*4\r\n:1\r\n$8\r\n0.051250\r\n$4\r\na\r\nb\r\n$-1\r\n+OK\r\n"
                             b"-NOSCRIPT No matching script\r\n$5\r\nab")
     assert resp._read() == [1, b"0.051250", b"a\r\nb", None]  # bulk strings are binary-safe
     assert resp._read() == "OK"
-    with pytest.raises(ratelimit._ReplyError, match="NOSCRIPT"):
+    with pytest.raises(redis_client.ReplyError, match="NOSCRIPT"):
         resp._read()
     with pytest.raises(ConnectionError):
         resp._read()  # a reply cut short: the connection is not trusted any further

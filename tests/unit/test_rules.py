@@ -1,4 +1,4 @@
-"""SendEmail validation (SPEC 3.3): every rule, its SES error code, the exact field path, and
+"""SendEmail validation (docs/api.md): every rule, its SES error code, the exact field path, and
 messages that name the field and the rule but never echo the value."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import json
 import pytest
 
 from sesmail.errors import InvalidInput
-from sesmail.rules import SEND_EMAIL, json_schema, rule_table, validate_send_email
+from sesmail.rules import SEND_EMAIL, validate_send_email
+from sesmail.validation import json_schema, rule_table
 
 # Offending string values carry this marker; no refusal message may contain it.
 MARK = "xyzzy"
@@ -348,7 +349,7 @@ def test_a_line_break_or_control_character_in_a_header_bound_field_is_refused(ch
 
 
 def test_the_header_rule_covers_every_line_boundary_of_splitlines():
-    from sesmail.rules import header_safe
+    from sesmail.validation import header_safe
 
     boundaries = [chr(n) for n in range(0x110000) if len(f"a{chr(n)}b".splitlines()) > 1]
     assert boundaries and not any(header_safe(f"a{char}b") for char in boundaries)
@@ -655,3 +656,35 @@ def test_rule_table_lists_the_recipient_address_rule(field):
 def test_rule_table_rows_are_field_rule_code_strings():
     rows = rule_table(SEND_EMAIL)
     assert rows and all(len(row) == 3 and all(isinstance(part, str) and part for part in row) for row in rows)
+
+
+# --- where the rules live: cold start ------------------------------------------------------------
+
+def _modules_after(code: str) -> set[str]:
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code + "; import sys; print(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.path.join(root, "layers", "sesmail")))
+    return set(out.stdout.split())
+
+
+def test_the_webhook_path_loads_neither_the_payload_tables_nor_the_validation_engine():
+    # The webhook compares addresses (client policies) but validates no SendEmail payload.
+    loaded = _modules_after("import sesmail.http, sesmail.policy, sesmail.events, sesmail.webhook")
+    assert "sesmail.addresses" in loaded
+    assert not {"sesmail.rules", "sesmail.validation"} & loaded
+
+
+def test_batch_send_email_is_compiled_on_first_use_only():
+    from sesmail import rules
+
+    loaded = _modules_after("import sesmail.rules; assert sesmail.rules._batch_send_email is None")
+    assert "sesmail.rules" in loaded
+    checked = rules.validate_batch_send_email({
+        "FromEmailAddress": "noreply@mail.example.com", "ReceiverId": 1, "Subject": "Hello", "TaskType": 1,
+        "Template": {"TemplateID": 100091}})
+    assert checked["ReceiverId"] == 1 and rules._batch_send_email is not None

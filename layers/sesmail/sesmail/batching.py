@@ -1,4 +1,4 @@
-"""BatchSendEmail: on a caller's recipient list, or on lists created for inline recipients (SPEC 3.4).
+"""BatchSendEmail: on a caller's recipient list, or on lists created for inline recipients (docs/api.md#batch).
 
 SES fans a batch out server-side from a recipient list (`ReceiverId`). For inline `Recipients` we
 create the lists: CreateReceiver, then CreateReceiverDetailWithData in chunks (at most 20,000 rows
@@ -15,12 +15,21 @@ import json
 import time
 import uuid
 from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import idempotency, leases, log, policy, rules, topics
+from . import idempotency, leases, log, policy, rules, topics, validation
 from .errors import NotFound, OutcomeUnknown, SesmailError, StoreUnavailable, Unavailable
 from .http import Call, Response
-from .store import open_store
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .config import Settings
+    from .deadline import Deadline
+    from .store import LeaseStore, SuppressionStore, TaskStore
+
+    class BatchStore(LeaseStore, TaskStore, Protocol):
+        """What a batch run writes: the leases on a caller's list, our lists and tasks."""
 
 __all__ = ["LIST_MAX", "ROWS_PER_UPLOAD", "UPLOAD_MAX_BYTES", "BatchRun", "batch_send", "list_chunks", "run_batch",
            "task_status"]
@@ -74,11 +83,11 @@ def _uploads(rows: list[dict]):
 class BatchRun:
     """One BatchSendEmail request, executed with progress saved to an idempotency claim."""
 
-    def __init__(self, settings: Any, deadline: Any, client: str, params: dict,
+    def __init__(self, settings: Settings, deadline: Deadline, store: BatchStore, client: str, params: dict,
                  recipients: list[dict] | None, ref: str | None = None) -> None:
         from .ses import client_for
 
-        self.settings, self.deadline, self.client = settings, deadline, client
+        self.settings, self.deadline, self.store, self.client = settings, deadline, store, client
         self.owner = leases.owner_for(ref)  # its Idempotency-Key's (or timer run's) reference
         self.params, self.recipients = params, recipients
         self.ses = client_for(settings)
@@ -167,10 +176,9 @@ class BatchRun:
         """A task on the caller's own list. ListSendTasks tells tasks apart by list, subject and
         creation time only: two attempts with the same list and subject whose windows overlap
         could not be told apart in doubt, so they never overlap (sesmail.leases)."""
-        store = open_store(self.settings.database_url)
         keys = leases.keys_for(self.settings.erasure_key, "list", str(self.params["ReceiverId"]),
                                [self.params["Subject"]])
-        lease = leases.acquire(store, keys, self.owner, self.deadline.limit_s, self.deadline,
+        lease = leases.acquire(self.store, keys, self.owner, self.deadline.limit_s, self.deadline,
                                float(claim.attempt["Started"]) if claim is not None else None)
         with lease.calling(claim):
             task_id = self._send_task(self.params)
@@ -187,8 +195,7 @@ class BatchRun:
 
     def _record(self, task_id: int, receiver_id: int, owned: bool) -> None:
         try:
-            open_store(self.settings.database_url).record_task(task_id, receiver_id, self.client,
-                                                               self.params["Subject"], owned, time.time())
+            self.store.record_task(task_id, receiver_id, self.client, self.params["Subject"], owned, time.time())
         except StoreUnavailable:
             log.error("a batch task could not be recorded", TaskId=task_id)
 
@@ -197,7 +204,7 @@ class BatchRun:
         unknown. Every list is recorded (sesmail_lists) before it is created, and deleted at once
         when this run gives up on it before its task is asked for; what this run cannot delete
         (no time left, a crash, a lost reply) the cleanup job deletes."""
-        store = open_store(self.settings.database_url)
+        store = self.store
         for attempt in (1, 2):
             name = f"sesmail-{uuid.uuid4().hex[:20]}"
             store.list_started(name, self.client, time.time(), *((claim.scope, claim.key) if claim else (None, None)))
@@ -257,7 +264,7 @@ class BatchRun:
                 log.warning("an unused recipient list could not be deleted; cleanup retries", ReceiverId=receiver_id,
                             Code=exc.code)
                 return
-        _forget_list(open_store(self.settings.database_url), receiver_id=receiver_id)
+        _forget_list(self.store, receiver_id=receiver_id)
 
     def _wait_ready(self, receiver_id: int, name: str, expected: int) -> None:
         """SES processes uploads asynchronously: poll ListReceivers with backoff, inside the deadline."""
@@ -275,10 +282,10 @@ class BatchRun:
 
     # -- resolving doubt ------------------------------------------------------------------------
     def resolve(self, attempt: dict) -> idempotency.Decision:
-        """SPEC 5 for BatchSendEmail: a task on our list(s) with our subject, created inside the
-        attempt's window and not yet in our task log, is the one the lost reply would have named."""
+        """A doubt about BatchSendEmail (docs/reliability.md#doubt): a task on our list(s) with our
+        subject, created inside the attempt's window and not yet in our task log, is the one the
+        lost reply would have named."""
         started, ended = float(attempt["Started"]), float(attempt["Ended"])
-        store = open_store(self.settings.database_url)
         self.done = {int(k): int(v) for k, v in (attempt.get("Tasks") or {}).items()}
         if isinstance(attempt.get("RateLimited"), list):  # the dead run's count stands
             self.rate_limited = [int(index) for index in attempt["RateLimited"]]
@@ -287,7 +294,7 @@ class BatchRun:
         if building.get("ReceiverId") and int(building.get("List", -1)) not in self.done:
             receiver_ids.append(building["ReceiverId"])
         for receiver_id in receiver_ids:
-            task = self._find_task(receiver_id, attempt["Subject"], started, ended, store)
+            task = self._find_task(receiver_id, attempt["Subject"], started, ended)
             if task is not None:
                 if attempt.get("ReceiverId"):
                     return idempotency.Decision(idempotency.Decision.SENT, {"TaskId": task, "TaskIds": [task]})
@@ -303,7 +310,7 @@ class BatchRun:
             return idempotency.Decision(idempotency.Decision.NOT_SENT)  # __call__ resumes from self.done
         return idempotency.Decision(idempotency.Decision.UNKNOWN, retry_after=self.settings.settle_seconds - waited)
 
-    def _find_task(self, receiver_id: int, subject: str, started: float, ended: float, store: Any) -> int | None:
+    def _find_task(self, receiver_id: int, subject: str, started: float, ended: float) -> int | None:
         offset = 0
         low, high = int(started) - leases.CLOCK_SKEW_S, int(ended) + 1 + leases.CLOCK_SKEW_S
         while True:
@@ -313,7 +320,7 @@ class BatchRun:
             for task in tasks:
                 created = _created_at(task.get("CreateTime"))
                 if (task.get("Subject") == subject and created is not None and low <= created <= high
-                        and isinstance(task.get("TaskId"), int) and not store.known_task_ids([task["TaskId"]])):
+                        and isinstance(task.get("TaskId"), int) and not self.store.known_task_ids([task["TaskId"]])):
                     return int(task["TaskId"])
             if len(tasks) < TASK_PAGE:
                 return None
@@ -325,7 +332,7 @@ def list_missing(exc: SesmailError) -> bool:
     return exc.code.endswith("ReceiverNotExist") or exc.code == "ResourceNotFound"
 
 
-def _forget_list(store: Any, *, name: str | None = None, receiver_id: int | None = None) -> None:
+def _forget_list(store: TaskStore, *, name: str | None = None, receiver_id: int | None = None) -> None:
     try:
         store.list_gone(name=name, receiver_id=receiver_id)
     except StoreUnavailable:
@@ -342,14 +349,14 @@ def _created_at(value: Any) -> float | None:
         return None
 
 
-def _drop_suppressed(settings: Any, recipients: list[dict],
-                     scope: bool | str = True) -> tuple[list[dict], list[str], list[int]]:
+def _drop_suppressed(settings: Settings, store: SuppressionStore, recipients: list[dict],
+                     audience: bool | str = True) -> tuple[list[dict], list[str], list[int]]:
     """Inline recipients on the suppression list are left out (a batch is marketing mail, so
     unsubscribes count too) and named by field in the answer, never by address (nor why).
     Returns the kept recipients, the names of those left out, and the kept ones' indexes."""
     from .sending import suppressed
 
-    found = suppressed(settings, open_store(settings.database_url), [r["Email"] for r in recipients], marketing=scope)
+    found = suppressed(settings, store, [r["Email"] for r in recipients], marketing=audience)
     kept, skipped, positions = [], [], []
     for index, recipient in enumerate(recipients):
         if recipient["Email"].lower() in found:
@@ -360,7 +367,7 @@ def _drop_suppressed(settings: Any, recipients: list[dict],
     return kept, skipped, positions
 
 
-def _list_addresses(settings: Any, deadline: Any, receiver_id: int) -> list[str] | None:
+def _list_addresses(settings: Settings, deadline: Deadline, receiver_id: int) -> list[str] | None:
     """The addresses of a recipient list, read back from SES (ListReceiverDetails, 100 a page),
     or None when it holds more than LIST_COUNT_MAX (too many calls to count them)."""
     from .ses import client_for
@@ -382,7 +389,7 @@ def _list_addresses(settings: Any, deadline: Any, receiver_id: int) -> list[str]
     return None
 
 
-def _count_list(settings: Any, deadline: Any, client: str, receiver_id: int) -> None:
+def _count_list(settings: Settings, deadline: Deadline, client: str, receiver_id: int) -> None:
     """MailsPerRecipientPerHour on a batch to a list: its addresses are read back and counted; a
     list cannot leave anyone out, so one recipient over the limit refuses the batch (429)."""
     from .errors import RecipientRateLimited, TooManyRecipients
@@ -398,7 +405,7 @@ def _count_list(settings: Any, deadline: Any, client: str, receiver_id: int) -> 
                                    retry_after=max(over.values()))
 
 
-def _list_size(settings: Any, deadline: Any, receiver_id: int) -> int | None:
+def _list_size(settings: Settings, deadline: Deadline, receiver_id: int) -> int | None:
     """How many addresses a recipient list holds, as SES reports it (ListReceiverDetails' counts;
     ListReceivers cannot be asked for one list), or None when SES's answer carries no count."""
     from .ses import client_for
@@ -410,29 +417,32 @@ def _list_size(settings: Any, deadline: Any, receiver_id: int) -> int | None:
     return max(counts) if counts else None
 
 
-def run_batch(settings: Any, deadline: Any, client: str, payload: Any, scope: str, key: str | None) -> dict:
-    """Validate and send one batch payload (HTTP or timer); `key` makes it idempotent in `scope`."""
+def run_batch(call: Call, client: str, payload: Any, scope: str, key: str | None) -> dict:
+    """Validate and send one batch payload (HTTP or timer) for `client`; `key` makes it idempotent in
+    `scope`. The call's store is asked for only once the payload is valid."""
+    settings, deadline = call.settings, call.deadline
     params = rules.validate_batch_send_email(payload, settings.default_sender, settings.templates)
     trusted = scope.startswith("timer:")  # a timer's payload is the operator's own
     if not trusted:
         # The client's policy, before anything is stored: template, sender, reply-to, the list
         # (its own, or one its policy names) and MaxRecipients (inline recipients or the list's size).
         policy.check_batch(settings, client, params,
-                           lambda receiver_id: open_store(settings.database_url).owns_list(receiver_id, client),
+                           lambda receiver_id: call.store.owns_list(receiver_id, client),
                            lambda receiver_id: _list_size(settings, deadline, receiver_id))
     audience = topics.apply_to_batch(settings, params)  # its Topic: what suppressions count (docs/topics.md)
     recipients = params.pop("Recipients", None)
     skipped: list[str] = []
     positions: list[int] | None = None
     if recipients is not None:
-        recipients, skipped, positions = _drop_suppressed(settings, recipients, audience)
+        recipients, skipped, positions = _drop_suppressed(settings, call.store, recipients, audience)
         if not recipients:
             from .errors import Forbidden
 
             raise Forbidden("every recipient is on the suppression list", field="Recipients",
                             code="FailedOperation.EmailAddrInBlacklist")
         topics.add_to_recipients(settings, audience, recipients, positions)  # their preferences_url
-    batch = BatchRun(settings, deadline, client, params, recipients, f"{scope}/{key}" if key is not None else None)
+    batch = BatchRun(settings, deadline, call.store, client, params, recipients,
+                     f"{scope}/{key}" if key is not None else None)
     batch.positions = positions
     if not trusted and policy.limits_recipients(settings, client):
         if recipients is not None:
@@ -442,9 +452,8 @@ def run_batch(settings: Any, deadline: Any, client: str, payload: Any, scope: st
     if key is None:
         body = batch()
     else:
-        _, body, _ = idempotency.run(open_store(settings.database_url), scope, key, idempotency.fingerprint(payload),
-                                     batch.attempt(), deadline.limit_s, settings.idempotency_ttl, batch,
-                                     batch.resolve)
+        idem = idempotency.Idempotency(call.store, scope, key, deadline.limit_s, settings.idempotency_ttl)
+        body, _ = idem.once(idempotency.fingerprint(payload), batch.attempt(), batch, batch.resolve)
     log.note(TaskIds=body["TaskIds"], Recipients=len(recipients) if recipients is not None else None,
              Suppressed=len(skipped), RateLimited=len(body.get("RateLimited") or ()))
     return dict(body, Suppressed=skipped) if skipped else body
@@ -453,7 +462,7 @@ def run_batch(settings: Any, deadline: Any, client: str, payload: Any, scope: st
 def batch_send(call: Call) -> Response:
     """POST /batch."""
     key = call.header("idempotency-key")
-    body = run_batch(call.settings, call.deadline, call.client, call.payload(), call.client,
+    body = run_batch(call, call.client, call.payload(), call.client,
                      idempotency.check_key(key) if key is not None else None)
     return Response(200, body)
 
@@ -462,10 +471,10 @@ def task_status(call: Call) -> Response:
     """GET /batch/tasks/<TaskId>: ListSendTasks cannot filter by task, so page it, newest first."""
     from .ses import client_for
 
-    task_id = rules.Int("TaskId", 1, rules.INT64_MAX, "InvalidParameterValue").compile()(call.params["TaskId"],
+    task_id = validation.Int("TaskId", 1, rules.INT64_MAX, "InvalidParameterValue").compile()(call.params["TaskId"],
                                                                                          "TaskId")
     if not policy.sees_everything(call.settings, call.client) and (
-            open_store(call.settings.database_url).task_client(task_id) != call.client):
+            call.store.task_client(task_id) != call.client):
         # A key with a policy sees only its own client's tasks (one without, or with `admin`, all);
         # a task we have no record of is nobody's: SES is not asked.
         raise NotFound("no such task", field="TaskId")

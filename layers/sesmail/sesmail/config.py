@@ -1,6 +1,6 @@
 """Settings: secrets and endpoints from `SESMAIL_*` variables, structure from one JSON file.
 
-Read once per warm container (SPEC 3.1). SCF reserves the prefixes `SCF_`, `QCLOUD_` and
+Read once per warm container (docs/configuration.md). SCF reserves the prefixes `SCF_`, `QCLOUD_` and
 `TENCENTCLOUD_`, so every setting of ours starts with `SESMAIL_`. The JSON file (`SESMAIL_CONFIG`,
 default `sesmail.json` beside the function) holds no secret; a missing file means defaults. The
 file is checked whole when it is read (`FILE_SCHEMA`): an unknown field, a wrong type, a scope,
@@ -97,11 +97,11 @@ class Settings:
         self.ses_rate = _float(env, "SESMAIL_SES_RATE", 20.0, 0.1, 10000.0)
         self.ses_rate_share = _float(env, "SESMAIL_SES_RATE_SHARE", 1.0, 0.001, 1.0)
         self.ses_rate_margin = _float(env, "SESMAIL_SES_RATE_MARGIN", 0.025, 0.0, 1.0)
-        # How long idempotency records (and later, stored events) are kept: SPEC 3.3 says 24 h.
+        # How long idempotency records (and the sent log) are kept (docs/reliability.md#idempotency-keys).
         self.idempotency_ttl = _int(env, "SESMAIL_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400)
-        # SES's status index lags the send; "no row" only means "not sent" after this long (SPEC 5).
+        # SES's status index lags the send; "no row" only means "not sent" after this long (docs/reliability.md#doubt).
         self.settle_seconds = _int(env, "SESMAIL_SETTLE_SECONDS", 300, 0, 3600)
-        # Attempts for failures that provably did not send (SPEC 5: 3 to 5).
+        # Attempts for failures that provably did not send (docs/reliability.md#retries).
         self.ses_attempts = _int(env, "SESMAIL_SES_ATTEMPTS", 4, 1, 5)
         # Upper bounds for one SES call; the remaining invocation time lowers them further.
         self.ses_connect_timeout = _int(env, "SESMAIL_SES_CONNECT_TIMEOUT", 3, 1, 60)
@@ -290,7 +290,7 @@ def _reply_to(value: Any, path: str, context: dict) -> None:
 
 _SENDERS = _list(_string("must be an address or @domain", _ADDRESS_OR_DOMAIN), "addresses or @domains")
 
-# A client's policy (README.md#security-model). What each field bounds is enforced in
+# A client's policy (docs/security.md#policies). What each field bounds is enforced in
 # sesmail.policy; here only its shape.
 CLIENT_POLICY: dict[str, _Check] = {
     "Scopes": _list(_string("must be one of " + ", ".join(SCOPES), choices=SCOPES), "scopes"),

@@ -6,7 +6,7 @@ TemplateData is built from a recipient's items (JMESPath over the list of items,
 `POST /digest/items` or `queue()`. Exactly once: before a recipient's mail is sent, its items are
 claimed by the run (state `sending`, in one statement); after SES answers they are marked with the
 MessageId that carried them. Items a crashed run left `sending` are resolved through
-GetSendEmailStatus (SPEC 5) before they are tried again. Suppressed recipients are skipped and
+GetSendEmailStatus (docs/reliability.md#doubt) before they are tried again. Suppressed recipients are skipped and
 their items marked so; failed ones keep their items for the next run, up to an attempt cap.
 """
 
@@ -18,12 +18,17 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
-from . import config, envelopes, leases, log, rules, topics
+from . import config, envelopes, leases, log, rules, topics, validation
+from .addresses import address_hash, bare_address
 from .errors import InvalidInput, NotFound, OutcomeUnknown, RecipientBusy, SesmailError
 from .http import Call, Response
 from .store import open_store
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .store import DigestStore, SuppressionStore
 
 __all__ = ["queue", "queue_items", "run"]
 
@@ -36,15 +41,15 @@ DEFAULT_MAX_ATTEMPTS = 5
 # out server-side, a 100,000-recipient digest costs about 10 API calls instead of 100,000.
 DEFAULT_BATCH_ABOVE = 5000
 SUPPRESSION_CHUNK = 90
-_ITEM = rules.Object("A digest item.", {
-    "Digest": (rules.Str("digest name from the config file", min_len=1, max_len=64,
+_ITEM = validation.Object("A digest item.", {
+    "Digest": (validation.Str("digest name from the config file", min_len=1, max_len=64,
                          length_code="InvalidParameterValue"), True),
-    "Email": (rules.Address("recipient", "InvalidParameterValue.ReceiverEmailInvalid"), True),
-    "Item": (rules.Disused("any JSON object"), True),
+    "Email": (validation.Address("recipient", "InvalidParameterValue.ReceiverEmailInvalid"), True),
+    "Item": (validation.Disused("any JSON object"), True),
 }).compile()
 
 
-def _definition(settings: Any, name: str) -> dict:
+def _definition(settings: Settings, name: str) -> dict:
     digests = settings.file.get("Digests") or {}
     definition = digests.get(name) if isinstance(digests, dict) else None
     if not isinstance(definition, dict):
@@ -59,16 +64,24 @@ def carrier_ref(digest: str, run: str, email: str) -> str:
     return "digest/" + hashlib.sha256(f"{digest}\n{run}\n{email}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _suppressed(settings: Any, store: Any, emails: list[str], marketing: bool | str) -> dict:
+def _suppressed(settings: Settings, store: SuppressionStore, emails: list[str], marketing: bool | str) -> dict:
     from .sending import suppressed  # an erased address's suppressions too
 
     return suppressed(settings, store, emails, marketing)
 
 
-def queue(settings: Any, items: list[dict], client: str | None = None) -> int:
-    """Queue digest items from Python (what POST /digest/items does after validation). `client`
-    (an HTTP caller's) is held to its policy first: the digests it may queue into, and how many
+def queue(settings: Settings, items: list[dict], client: str | None = None, store: DigestStore | None = None) -> int:
+    """Queue digest items from Python (what POST /digest/items does after validation), in
+    `store`, or without one in the container's store of `settings.database_url`. `client` (an
+    HTTP caller's) is held to its policy first: the digests it may queue into, and how many
     distinct addresses one request may name."""
+    rows = _rows(settings, items, client)
+    (store or open_store(settings.database_url)).queue_digest_items(rows)
+    return len(rows)
+
+
+def _rows(settings: Settings, items: list[dict], client: str | None) -> list[dict]:
+    """The store's rows for `items`, each checked (and held to `client`'s policy)."""
     now = time.time()
     checked_items = []
     for index, item in enumerate(items):
@@ -92,8 +105,7 @@ def queue(settings: Any, items: list[dict], client: str | None = None) -> int:
         # created_at keeps the order items were given in (one request's items share a clock tick).
         rows.append({"item_id": uuid.uuid4().hex, "digest": checked["Digest"], "email": checked["Email"].lower(),
                      "item": body, "created_at": now + index * 1e-6, "expires_at": now + settings.event_ttl})
-    open_store(settings.database_url).queue_digest_items(rows)
-    return len(rows)
+    return rows
 
 
 def queue_items(call: Call) -> Response:
@@ -102,7 +114,9 @@ def queue_items(call: Call) -> Response:
     items = payload if isinstance(payload, list) else [payload]
     if not 1 <= len(items) <= MAX_ITEMS_PER_REQUEST:
         raise InvalidInput(f"between 1 and {MAX_ITEMS_PER_REQUEST} items per request", code="InvalidParameterValue")
-    return Response(200, {"Queued": queue(call.settings, items, None if call.trusted else call.client)})
+    rows = _rows(call.settings, items, None if call.trusted else call.client)
+    call.store.queue_digest_items(rows)  # asked for only once every item is valid
+    return Response(200, {"Queued": len(rows)})
 
 
 def _fits_subject(subject: str, data: str) -> bool:
@@ -130,7 +144,7 @@ class _Sender:
 
         self.call, self.definition, self.name, self.run_key = call, definition, name, run_key
         self.settings = call.settings
-        self.store = open_store(self.settings.database_url)
+        self.store = call.store
         self.local = threading.local()
         self.client_class = SesClient
         template = dict(definition.get("Template") or {})
@@ -139,7 +153,7 @@ class _Sender:
             "Destination": ["placeholder@example.com"], "Subject": definition.get("Subject", ""),
             "Template": dict(template, TemplateData={}), "TriggerType": definition.get("TriggerType", 0),
         }, self.settings.default_sender, self.settings.templates)
-        self.sender = rules.bare_address(self.base["FromEmailAddress"])
+        self.sender = bare_address(self.base["FromEmailAddress"])
         # Its topic (docs/topics.md): what the suppression list is asked, and each mail's unsubscribe link.
         self.scope = topics.scope_for(self.base.get("TriggerType", 0) != 1, definition.get("Topic"))
         self.max_attempts = int(definition.get("MaxAttempts", DEFAULT_MAX_ATTEMPTS))
@@ -175,7 +189,7 @@ class _Sender:
             lease = leases.acquire(self.store, leases.keys_for(self.settings.erasure_key, "send", self.sender,
                                                                [email]),
                                    leases.owner_for(None), deadline.limit_s, deadline, None,
-                                   ([email], self.scope, {email: rules.address_hash(self.settings.erasure_key, email)}))
+                                   ([email], self.scope, {email: address_hash(self.settings.erasure_key, email)}))
         except RecipientBusy:
             self._count("Deferred")  # stays queued: the next run takes it
             return
@@ -194,9 +208,9 @@ class _Sender:
         if not _fits_subject(params["Subject"], params["Template"]["TemplateData"]):
             # No retry can change the items: they are marked failed, never sent to SES.
             lease.release()
-            self.store.finish_digest_items(self.name, email, self.run_key, "failed", rules.HEADER_CODE)
+            self.store.finish_digest_items(self.name, email, self.run_key, "failed", validation.HEADER_CODE)
             log.warning("digest items would put a line break into the subject; not sent", Digest=self.name,
-                        Email=log.mask(email), Code=rules.HEADER_CODE)
+                        Email=log.mask(email), Code=validation.HEADER_CODE)
             self._count("Failed")
             return
         try:
@@ -278,10 +292,11 @@ def _send_through_lists(call: Call, sender: _Sender, definition: dict, name: str
                    "Template": {"TemplateID": sender.base["Template"]["TemplateID"]}, "TaskType": 1,
                    "Recipients": recipients}
         params = rules.validate_batch_send_email(payload, settings.default_sender, settings.templates)
-        batch = batching.BatchRun(settings, call.deadline, config.DIGEST_CLIENT, params, params.pop("Recipients"))
-        _, body, _ = idempotency.run(store, f"digest:{name}"[:64], run_key, idempotency.fingerprint(payload),
-                                     batch.attempt(), call.deadline.limit_s, settings.idempotency_ttl, batch,
-                                     batch.resolve)
+        batch = batching.BatchRun(settings, call.deadline, store, config.DIGEST_CLIENT, params,
+                                  params.pop("Recipients"))
+        idem = idempotency.Idempotency(store, f"digest:{name}"[:64], run_key, call.deadline.limit_s,
+                                       settings.idempotency_ttl)
+        body, _ = idem.once(idempotency.fingerprint(payload), batch.attempt(), batch, batch.resolve)
         for chunk, task_id in zip(batching.list_chunks(recipients), body["TaskIds"]):
             store.finish_digest_emails(name, run_key, [r["Email"] for r in chunk], "sent", f"task:{task_id}")
         counts["Sent"] += len(recipients)
@@ -303,7 +318,7 @@ def run(call: Call, name: str, trigger: str, fired_at: str) -> dict:
     run_key = f"{trigger}@{fired_at}"[:255]
     settings = call.settings
 
-    def operation(claim: Any = None) -> dict:
+    def operation(claim: idempotency.Claim | None = None) -> dict:
         sender = _Sender(call, definition, name, run_key)
         _resolve_stale(call, sender)
         emails = sender.store.digest_recipients(name)
@@ -314,11 +329,10 @@ def run(call: Call, name: str, trigger: str, fired_at: str) -> dict:
             list(pool.map(sender.send, emails))
         return dict(sender.counts, Digest=name, Recipients=len(emails))
 
-    _, body, replayed = idempotency.run(
-        open_store(settings.database_url), f"timer:{trigger}"[:64], fired_at, idempotency.fingerprint(name),
-        {"Action": "Digest", "Digest": name}, call.deadline.limit_s, settings.idempotency_ttl, operation,
-        # The items carry their own state: a dead run is simply taken over and finished.
-        lambda attempt: idempotency.Decision(idempotency.Decision.NOT_SENT))
+    idem = idempotency.Idempotency(call.store, f"timer:{trigger}"[:64], fired_at,
+                                   call.deadline.limit_s, settings.idempotency_ttl)
+    # No resolver: the items carry their own state, so a dead run is simply taken over and finished.
+    body, replayed = idem.once(idempotency.fingerprint(name), {"Action": "Digest", "Digest": name}, operation)
     if replayed:
         log.info("timer run already completed; not repeated", TriggerName=trigger, TimerTime=fired_at)
     log.note(**{key: value for key, value in body.items() if key != "RequestId"})

@@ -46,7 +46,7 @@ TIMER = "{TriggerName: TriggerName, Time: Time, Message: Message}"
 # The timer argument when it holds JSON (a batch payload or {"Job": ...}); null otherwise.
 TIMER_MESSAGE_JSON = "sesmail_json(Message)"
 
-# SCF's limit for a synchronous event is 6 MB (SPEC 3.2); anything larger is refused unread.
+# SCF's limit for a synchronous event is 6 MB (docs/ses.md#scf-runtime); anything larger is refused unread.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 # Bounds on headers (what common servers allow): a flood of them is refused, not processed.
 MAX_HEADERS = 100
@@ -245,7 +245,7 @@ def _check_text(value) -> None:
 
 
 def parse_json_body(body: str | None):
-    """The body as JSON; refused with the codes of SPEC 3.2 when it is empty or not JSON."""
+    """The body as JSON; refused (docs/api.md#errors) when it is empty or not JSON."""
     if not body:
         raise InvalidInput("the request body is empty; a JSON object is expected",
                            code="MissingParameter")

@@ -1,4 +1,4 @@
-"""Errors a caller can act on, each with its Tencent Cloud error code and HTTP status (SPEC 3.2).
+"""Errors a caller can act on, each with its Tencent Cloud error code and HTTP status (docs/api.md#errors).
 
 Messages name fields and rules, never the values: addresses and template data are personal data.
 """
@@ -237,7 +237,7 @@ class SesRefused(SesmailError):
 
 # SES (and Tencent Cloud common) error code prefix -> HTTP status for the caller. Longest prefix
 # wins. Credential and CAM failures are ours, not the caller's, hence 502: the operator must fix
-# the function's run role. Source of the codes: SES error code list (seed 000, SDK errorcodes.py).
+# the function's run role. Source of the codes: SES's error code list (docs/ses.md#errors) and the SDK's errorcodes.py.
 _STATUS_BY_CODE_PREFIX = {
     "AuthFailure": 502,
     "UnauthorizedOperation": 502,

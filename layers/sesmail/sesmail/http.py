@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the functions: routing, API-key auth, responses (SPEC 3.2).
+"""HTTP plumbing shared by the functions: routing, API-key auth, responses (docs/api.md).
 
 A function declares its few routes as data and hands every event to `App.handle`. Responses use
 the integrated-response shape both Function URLs and API Gateway accept. Errors use Tencent
@@ -13,9 +13,11 @@ import os
 import re
 import time
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import config, envelopes, log, policy
+from . import store as stores
+from .deadline import Deadline
 from .errors import (
     ConfigError,
     InternalFailure,
@@ -25,7 +27,9 @@ from .errors import (
     SesmailError,
     Unauthorized,
 )
-from .ses import Deadline
+
+if TYPE_CHECKING:
+    from .store import Store
 
 __all__ = ["App", "Call", "Response", "Route", "error_response", "response"]
 
@@ -59,13 +63,14 @@ class Response:
 
 
 class Call:
-    """One invocation as a route sees it: the request, settings, deadline and caller."""
+    """One invocation as a route sees it: the request, settings, deadline and caller, and the store
+    (opened once, on first use)."""
 
-    __slots__ = ("client", "deadline", "direct_payload", "params", "request", "request_id", "settings",
+    __slots__ = ("_store", "client", "deadline", "direct_payload", "params", "request", "request_id", "settings",
                  "trusted")
 
     def __init__(self, request: envelopes.Request | None, settings: config.Settings,
-                 deadline: Any, request_id: str) -> None:
+                 deadline: Deadline, request_id: str) -> None:
         self.request = request
         self.settings = settings
         self.deadline = deadline
@@ -74,6 +79,20 @@ class Call:
         self.client = config.DEFAULT_CLIENT
         self.trusted = False  # a direct invocation: SCF's CAM already authorised the caller
         self.direct_payload: Any = None
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        """The database of `SESMAIL_DATABASE_URL`, opened once per invocation and only by a route
+        that uses it: a refused request, a probe or a preflight never asks for it."""
+        store = self._store
+        if store is None:
+            store = self._store = stores.open_store(self.settings.database_url)
+        return store
+
+    @store.setter
+    def store(self, store: Store) -> None:
+        self._store = store
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name) if self.request else None
@@ -111,7 +130,7 @@ def _cors_headers(origin: str) -> dict[str, str]:
 
 def _authenticate(call: Call) -> None:
     """API key from `Authorization: Bearer <key>` or `X-Api-Key: <key>`, compared in constant time
-    against every configured key (SPEC 3.1: none configured means every request is refused)."""
+    against every configured key (none configured: every request is refused; docs/security.md#api-keys)."""
     supplied = (call.header("x-api-key") or "").strip()
     if not supplied:
         scheme, _, token = (call.header("authorization") or "").partition(" ")

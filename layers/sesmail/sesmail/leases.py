@@ -1,5 +1,5 @@
 """One attempt at a time per sender and recipient, so that a doubt is never answered with another
-request's mail (README.md#failure-model).
+request's mail (docs/reliability.md#leases).
 
 When SES's reply to a SendEmail is lost, the only way to learn what happened is its status index
 (GetSendEmailStatus): rows by recipient and date, with the sender and the second SES took the
@@ -11,7 +11,7 @@ unknown keeps its leases until its window plus the clock-skew margin has passed;
 died keeps them until its time limit has. Another attempt waits a few seconds at most, then
 answers 503 `ResourceInUse.OutcomeInDoubt` without calling SES.
 
-The lease keys are keyed hashes (`rules.address_hash`): the table holds no address.
+The lease keys are keyed hashes (`addresses.address_hash`): the table holds no address.
 """
 
 from __future__ import annotations
@@ -22,9 +22,14 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import OutcomeUnknown, RecipientBusy, StoreUnavailable
+
+if TYPE_CHECKING:
+    from .deadline import Deadline
+    from .idempotency import Claim
+    from .store import LeaseStore
 
 __all__ = ["CLOCK_SKEW_S", "MARGIN_S", "WAIT_S", "Lease", "acquire", "keys_for", "owner_for"]
 
@@ -63,7 +68,7 @@ def owner_for(ref: str | None) -> str:
 class Lease:
     """Leases held by one attempt; `window_start` is when its matching window starts."""
 
-    def __init__(self, store: Any, keys: list[str], owner: str, window_start: float, restarted: bool) -> None:
+    def __init__(self, store: LeaseStore, keys: list[str], owner: str, window_start: float, restarted: bool) -> None:
         self.store, self.keys, self.owner = store, keys, owner
         self.window_start = window_start
         # The window had to start later than the caller said (a lease in the way expired in between):
@@ -84,7 +89,7 @@ class Lease:
             pass  # it expires by itself; until then it only makes others wait
 
     @contextlib.contextmanager
-    def calling(self, claim: Any = None) -> Iterator[Lease]:
+    def calling(self, claim: Claim | None = None) -> Iterator[Lease]:
         """Around the SES call: first moves a stored attempt's window start where the leases say it
         begins; then an unknown outcome puts the leases in doubt, and any other failure gives them
         back (nothing was sent). A success is given back by the caller, with the answer's record."""
@@ -107,8 +112,9 @@ class Lease:
             pass  # it keeps its longer expiry: safe, only slower for the others
 
 
-def acquire(store: Any, keys: list[str], owner: str, hold_s: float, deadline: Any,
-            window_start: float | None = None, suppression: tuple[list[str], bool | str, dict] | None = None) -> Lease:
+def acquire(store: LeaseStore, keys: list[str], owner: str, hold_s: float, deadline: Deadline,
+            window_start: float | None = None,
+            suppression: tuple[list[str], bool | str, dict] | None = None) -> Lease:
     """Take the leases until `hold_s` (the attempt's whole time limit: a run that dies keeps them
     until then) plus the margin from now. A lease in the way must have expired by the start of our
     window (`window_start`, default now), or our window would overlap the other attempt's. Waits

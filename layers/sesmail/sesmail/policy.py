@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .config import CLIENT_POLICY, SCOPES
+from .addresses import bare_address
+from .config import CLIENT_POLICY, SCOPES, Settings
 from .errors import (
     ClientRateLimited,
     DigestNotAllowed,
@@ -45,7 +46,9 @@ from .errors import (
     TemplateNotAllowed,
     TooManyRecipients,
 )
-from .rules import bare_address
+
+if TYPE_CHECKING:
+    from . import ratelimit
 
 __all__ = ["KNOWN_RULES", "SCOPES", "Counters", "RateLimited", "check_batch", "check_digest_items", "check_origin",
            "check_request", "check_scope", "check_send", "count_batch", "count_send", "describe_access",
@@ -55,7 +58,7 @@ KNOWN_RULES = tuple(CLIENT_POLICY)
 RateLimited = ClientRateLimited  # the name earlier releases exported
 
 
-def policy_for(settings: Any, client: str) -> dict | None:
+def policy_for(settings: Settings, client: str) -> dict | None:
     """The client's policy, or None for a server-side client (the file was checked at load)."""
     clients = settings.file.get("Clients") or {}
     return clients.get(client)
@@ -65,7 +68,7 @@ def _admin(policy: dict) -> bool:
     return "admin" in policy["Scopes"]
 
 
-def sees_everything(settings: Any, client: str) -> bool:
+def sees_everything(settings: Settings, client: str) -> bool:
     """A client without a policy, or with `admin`: every client's messages and tasks."""
     policy = policy_for(settings, client)
     return policy is None or _admin(policy)
@@ -103,8 +106,8 @@ def reset() -> None:
     _counters = Counters()
 
 
-def _counters_for(settings: Any) -> Any:
-    if getattr(settings, "redis_url", None):
+def _counters_for(settings: Settings) -> ratelimit.Counters:
+    if settings.redis_url:
         from .ratelimit import shared_counters
 
         # Redis failing mid-call counts this instance's way instead of letting the call through.
@@ -113,7 +116,7 @@ def _counters_for(settings: Any) -> Any:
 
 
 # -- routes ------------------------------------------------------------------------------------
-def check_scope(settings: Any, client: str, scope: str) -> None:
+def check_scope(settings: Settings, client: str, scope: str) -> None:
     """A route needs its scope (or `admin`) from a client with a policy."""
     policy = policy_for(settings, client)
     if policy is not None and scope not in policy["Scopes"] and not _admin(policy):
@@ -121,7 +124,7 @@ def check_scope(settings: Any, client: str, scope: str) -> None:
                               field="Authorization")
 
 
-def check_request(settings: Any, client: str) -> None:
+def check_request(settings: Settings, client: str) -> None:
     """RequestsPerMinute, for every route the client calls."""
     policy = policy_for(settings, client)
     limit = policy.get("RequestsPerMinute") if policy else None
@@ -131,7 +134,7 @@ def check_request(settings: Any, client: str) -> None:
             raise ClientRateLimited(f"this client may make {limit} requests per minute", retry_after=wait)
 
 
-def check_origin(settings: Any, client: str, origin: str | None) -> bool:
+def check_origin(settings: Settings, client: str, origin: str | None) -> bool:
     """A browser key (one with `Origins`) is refused from any other origin. True when the
     response may carry CORS headers for `origin`."""
     policy = policy_for(settings, client)
@@ -153,7 +156,7 @@ def _matches(address: str, allowed: Any) -> bool:
     return any(entry.lower() in (bare, domain) for entry in allowed)
 
 
-def _check_template(settings: Any, policy: dict, template_id: int) -> None:
+def _check_template(settings: Settings, policy: dict, template_id: int) -> None:
     templates = policy.get("Templates")
     if templates is not None and template_id not in {
             settings.templates.get(t) if isinstance(t, str) else t for t in templates}:
@@ -207,7 +210,7 @@ def _check_count(policy: dict, count: int, field: str, what: str) -> None:
                                 f" request ({what})", field=field)
 
 
-def check_send(settings: Any, client: str, params: dict) -> None:
+def check_send(settings: Settings, client: str, params: dict) -> None:
     """SendEmail against the policy: template, FromEmailAddress and HeaderFrom, ReplyToAddresses,
     SmtpHeaders, and To + Cc + Bcc against MaxRecipients."""
     policy = policy_for(settings, client)
@@ -221,7 +224,7 @@ def check_send(settings: Any, client: str, params: dict) -> None:
                  "Destination, Cc and Bcc together")
 
 
-def check_batch(settings: Any, client: str, params: dict, owns_list: Callable[[int], bool],
+def check_batch(settings: Settings, client: str, params: dict, owns_list: Callable[[int], bool],
                 list_size: Callable[[int], int | None]) -> None:
     """BatchSendEmail against the policy: template, sender, reply-to, and either the inline
     recipients or the recipient list (one it may use, whose size SES reports) against MaxRecipients.
@@ -249,7 +252,7 @@ def check_batch(settings: Any, client: str, params: dict, owns_list: Callable[[i
         _check_count(policy, size, "ReceiverId", "the recipient list's size")
 
 
-def check_digest_items(settings: Any, client: str, items: list[tuple[str, str, str]]) -> None:
+def check_digest_items(settings: Settings, client: str, items: list[tuple[str, str, str]]) -> None:
     """POST /digest/items against the policy: each item's digest in `Digests`, and the distinct
     addresses of the request against MaxRecipients. `items`: (field prefix, digest, email)."""
     policy = policy_for(settings, client)
@@ -276,17 +279,17 @@ def rate_address(address: str) -> str:
     return f"{local.partition('+')[0]}@{domain}"
 
 
-def _per_hour(settings: Any, client: str) -> int | None:
+def _per_hour(settings: Settings, client: str) -> int | None:
     policy = policy_for(settings, client)
     return policy.get("MailsPerRecipientPerHour") if policy else None
 
 
-def _hit(counters: Any, client: str, address: str, limit: int) -> float | None:
+def _hit(counters: ratelimit.Counters, client: str, address: str, limit: int) -> float | None:
     # Redis keeps a hash of this key, never the address (ratelimit.SharedCounters).
     return counters.hit(f"rcpt:{client}:{rate_address(address)}", 3600, limit)
 
 
-def count_send(settings: Any, client: str, fields: list[tuple[str, list[str]]]) -> None:
+def count_send(settings: Settings, client: str, fields: list[tuple[str, list[str]]]) -> None:
     """MailsPerRecipientPerHour for one SendEmail: 429 naming the first recipient over the limit."""
     limit = _per_hour(settings, client)
     if limit is None:
@@ -300,7 +303,7 @@ def count_send(settings: Any, client: str, fields: list[tuple[str, list[str]]]) 
                                            field=f"{name}[{index}]", retry_after=wait)
 
 
-def count_batch(settings: Any, client: str, addresses: list[str]) -> dict[int, float]:
+def count_batch(settings: Settings, client: str, addresses: list[str]) -> dict[int, float]:
     """MailsPerRecipientPerHour for a batch's recipients: {index: seconds until it may be mailed
     again} for those over the limit; the others are counted."""
     limit = _per_hour(settings, client)
@@ -315,7 +318,7 @@ def count_batch(settings: Any, client: str, addresses: list[str]) -> dict[int, f
     return over
 
 
-def limits_recipients(settings: Any, client: str) -> bool:
+def limits_recipients(settings: Settings, client: str) -> bool:
     """Whether the client has a MailsPerRecipientPerHour to count."""
     return _per_hour(settings, client) is not None
 
@@ -327,7 +330,7 @@ def _listing(values: Any, absent: str) -> str:
     return ", ".join(str(value) for value in values) if values else "none"
 
 
-def describe_access(settings: Any) -> list[str]:
+def describe_access(settings: Settings) -> list[str]:
     """One line per client (those of SESMAIL_API_KEYS and those with a policy): its effective access."""
     keys: dict[str, int] = {}
     for owner in settings.api_keys.values():

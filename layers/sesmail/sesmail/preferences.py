@@ -21,10 +21,10 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import log, rules, topics
+from . import log, topics
+from .addresses import address_hash
 from .errors import Forbidden, InvalidInput, NotFound, SesmailError
 from .http import Call, Response
-from .store import open_store
 
 __all__ = ["one_click", "page", "save"]
 
@@ -121,7 +121,7 @@ def _reader(call: Call) -> topics.Reader:
 
 
 def _store_and_hash(call: Call, address: str) -> tuple[Any, str]:
-    return open_store(call.settings.database_url), rules.address_hash(call.settings.erasure_key, address)
+    return call.store, address_hash(call.settings.erasure_key, address)
 
 
 def _suppress(call: Call, address: str, scope: str, source: str) -> None:

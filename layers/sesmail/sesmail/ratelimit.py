@@ -1,10 +1,11 @@
 """Rate limiting of SES calls, per instance or shared by every instance through Redis.
 
 SES allows 20 requests per second per API action per account, shared by every function instance;
-beyond it a call fails with `RequestLimitExceeded` (SPEC 4). A digest sends thousands of
-SendEmail calls and should run close to that rate with no call refused, so a `Limiter` hands out
-start times ("slots") such that no 1-second window, counted the way SES is assumed to count (a
-sliding window over arrivals), ever holds more than `rate` requests:
+beyond it a call fails with `RequestLimitExceeded` (docs/ses.md#limits; each action's page says
+so, e.g. https://cloud.tencent.com/document/api/1288/51034). A digest sends thousands of SendEmail
+calls and should run close to that rate with no call refused, so a `Limiter` hands out start
+times ("slots") such that no 1-second window, counted the way SES is assumed to count (a sliding
+window over arrivals), ever holds more than `rate` requests:
 
 - GCRA spacing (a leaky bucket kept as one "theoretical arrival time") spreads starts evenly at
   `rate / (1 + margin)` with a short burst allowance, so a caller that comes back late may catch
@@ -24,18 +25,8 @@ Redis, keyed per account (`SESMAIL_APPID`) and action, on Redis's own clock (`TI
 trip per slot, atomic across instances, whatever their clocks say. If Redis does not answer,
 sending goes on at the instance share, logged once per outage, and Redis is tried again later.
 
-Redis client: a minimal RESP client of our own, not redis-py, because of what redis-py costs.
-Measured here: redis-py 7.0.1 (its last release for Python 3.9) adds 0.85 MB to the 1.3 MB layer
-zip (compiled, as the layer ships it; SPEC 6 allows 3 MB with a database driver). Its cold import
-takes about 80 ms and 200 modules on 3.9, and still 36-42 ms and 90 modules on top of an
-already-loaded SES SDK (3.11), whose own bare import takes 63-78 ms: once a client policy uses
-Redis, the send function's cold import would be about 1.5 x the bare SDK against a budget of 1.10
-(SPEC 6). And a cross-version `pip --target` install (how the layer is built) evaluates its
-`async-timeout` marker on the build host and drops it, so it would not import on 3.9 at all.
-This client needs `socket`, `ssl` and `hashlib`, which the SDK has already loaded; the whole
-module adds 18 kB to the zip (source and .pyc) and 1.2 ms of import beside the SDK, and speaks
-only the commands its scripts need (AUTH, SELECT, EVALSHA, EVAL). None of it runs, and `socket`
-is not imported, unless `SESMAIL_REDIS_URL` is set.
+The Redis client is `redis_client` (why one of our own: its text); this module holds only the
+rate-limiting logic and its Lua scripts.
 """
 
 from __future__ import annotations
@@ -44,22 +35,24 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from . import log
+from . import redis_client
+from .redis_client import RedisLink, RedisUnavailable
 
-__all__ = ["Clock", "Limiter", "LocalLimiter", "RedisLimiter", "RedisLink", "RedisUnavailable",
-           "SharedCounters", "limiter_for", "link_for", "reset", "shared_counters"]
+if TYPE_CHECKING:
+    from .config import Settings
 
-SES_RATE = 20.0  # requests per second per API action per account (SPEC 4)
+__all__ = ["Clock", "Counters", "Limiter", "LocalLimiter", "RedisLimiter", "SharedCounters", "limiter_for",
+           "reset", "shared_counters"]
+
+SES_RATE = 20.0  # requests per second per API action per account (docs/ses.md#limits)
 WINDOW_S = 1.0  # the window SES counts over
 # How much longer than SES's window ours is: absorbs this fraction of a second of jitter between
 # the moment we start a request and the moment SES stamps it (25 ms), for 2.4% of the rate.
 DEFAULT_MARGIN = 0.025
 # Slots a caller may take at once after a quiet spell; the slot log keeps the window cap anyway.
 DEFAULT_BURST = 2
-REDIS_TIMEOUT_S = 1.0  # connect and read: a slow Redis must not hold sending up for long
-REDIS_RETRY_S = 10.0  # after a failure, use the local limiter this long before asking Redis again
 KEY_PREFIX = "sesmail:"
 
 
@@ -78,6 +71,12 @@ class _SystemClock:
 
 
 SYSTEM_CLOCK: Clock = _SystemClock()
+
+
+class Counters(Protocol):
+    """Fixed-window counters: `policy.Counters` in this instance, `SharedCounters` in Redis."""
+
+    def hit(self, key: str, window_s: int, limit: int, now: float | None = None) -> float | None: ...
 
 
 class Limiter(Protocol):
@@ -141,182 +140,7 @@ class LocalLimiter:
             self._paused_until = max(self._paused_until, self.clock.monotonic() + max(0.0, seconds))
 
 
-# ---- Redis ------------------------------------------------------------------------------------
-
-class RedisUnavailable(Exception):
-    """Redis could not be asked (down, unreachable, refused our credentials, or in its retry pause)."""
-
-
-class _ReplyError(Exception):
-    """Redis answered with an error reply (`-ERR …`)."""
-
-
-class _Resp:
-    """One connection speaking RESP2: a command out, its reply in, nothing pipelined.
-
-    Not thread-safe on its own: `RedisLink` holds a lock around each command.
-    """
-
-    def __init__(self, url: str, timeout: float) -> None:
-        from urllib.parse import parse_qs, unquote, urlsplit
-
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError("SESMAIL_REDIS_URL must start with redis:// or rediss:// (TLS)")
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 6379
-        self.tls = parts.scheme == "rediss"
-        self.username = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password is not None else None
-        path = parts.path.strip("/") or (parse_qs(parts.query).get("db") or ["0"])[0]
-        if not path.isdigit():
-            raise ValueError("SESMAIL_REDIS_URL: the database must be a number (redis://host:6379/0)")
-        self.db = int(path)
-        # What logs may show: never the user or password.
-        self.safe_url = f"{parts.scheme}://{self.host}:{self.port}/{self.db}"
-        self.timeout = timeout
-        self._sock: Any = None
-        self._file: Any = None
-
-    @property
-    def connected(self) -> bool:
-        return self._sock is not None
-
-    def connect(self) -> None:
-        import socket
-
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.tls:
-                import ssl
-
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
-            self._sock, self._file = sock, sock.makefile("rb")
-            if self.password is not None:
-                # A user other than "default" needs Redis 6's two-argument AUTH (ACL users).
-                if self.username and self.username != "default":
-                    self.command("AUTH", self.username, self.password)
-                else:
-                    self.command("AUTH", self.password)
-            if self.db:
-                self.command("SELECT", self.db)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        for thing in (self._file, self._sock):
-            if thing is not None:
-                try:
-                    thing.close()
-                except OSError:
-                    pass
-        self._sock = self._file = None
-
-    def command(self, *args: Any) -> Any:
-        if self._sock is None:
-            self.connect()
-        out = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        self._sock.sendall(b"".join(out))
-        return self._read()
-
-    def _read(self) -> Any:
-        line = self._file.readline()
-        if not line.endswith(b"\r\n"):
-            raise ConnectionError("Redis closed the connection")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            raise _ReplyError(rest.decode("utf-8", "replace"))
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            size = int(rest)
-            if size < 0:
-                return None
-            data = self._file.read(size + 2)
-            if len(data) != size + 2:
-                raise ConnectionError("Redis closed the connection")
-            return data[:-2]
-        if kind == b"*":
-            size = int(rest)
-            return None if size < 0 else [self._read() for _ in range(size)]
-        raise ConnectionError("Redis sent something that is not RESP")
-
-
-class RedisLink:
-    """The container's connection to one Redis, shared by every limiter and counter.
-
-    After a failure Redis is left alone for `retry_s` (callers fall back at once instead of each
-    waiting out a timeout) and the outage is logged once; its end is logged once too.
-    """
-
-    def __init__(self, url: str, *, clock: Clock | None = None, timeout: float = REDIS_TIMEOUT_S,
-                 retry_s: float = REDIS_RETRY_S) -> None:
-        self._resp = _Resp(url, timeout)
-        self.safe_url = self._resp.safe_url
-        self.clock = clock or SYSTEM_CLOCK
-        self.retry_s = retry_s
-        self._lock = threading.Lock()
-        self._retry_at = -math.inf
-        self._down = False
-        self._shas: dict[str, str] = {}
-
-    @property
-    def down(self) -> bool:
-        return self._down
-
-    def resting(self) -> bool:
-        """True while Redis is in its retry pause after a failure."""
-        return self.clock.monotonic() < self._retry_at
-
-    def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a Lua script: EVALSHA (one round trip), EVAL the first time Redis lacks it."""
-        with self._lock:
-            if self.resting():
-                raise RedisUnavailable(f"Redis at {self.safe_url} is in its retry pause")
-            sha = self._shas.get(source)
-            if sha is None:
-                import hashlib
-
-                sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest()
-            # A connection kept from an earlier call may have been closed by Redis's idle
-            # timeout or a failover: one fresh connection is tried before Redis counts as down.
-            attempts = 2 if self._resp.connected else 1
-            for attempt in range(1, attempts + 1):
-                try:
-                    try:
-                        reply = self._resp.command("EVALSHA", sha, len(keys), *keys, *args)
-                    except _ReplyError as exc:
-                        if not str(exc).startswith("NOSCRIPT"):
-                            raise
-                        reply = self._resp.command("EVAL", source, len(keys), *keys, *args)
-                except (OSError, ValueError, _ReplyError) as exc:  # ValueError: a garbled reply
-                    self._resp.close()
-                    if attempt < attempts and not isinstance(exc, _ReplyError):
-                        continue
-                    self._retry_at = self.clock.monotonic() + self.retry_s
-                    if not self._down:
-                        self._down = True
-                        log.warning("Redis does not answer: rate limits are per instance until it does",
-                                    Redis=self.safe_url, Error=f"{type(exc).__name__}: {exc}"[:200],
-                                    RetrySeconds=self.retry_s)
-                    raise RedisUnavailable(f"Redis at {self.safe_url}: {type(exc).__name__}") from exc
-                if self._down:
-                    self._down = False
-                    log.info("Redis answers again: rate limits are shared", Redis=self.safe_url)
-                return reply
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def close(self) -> None:
-        with self._lock:
-            self._resp.close()
-
+# ---- shared through Redis ---------------------------------------------------------------------
 
 # GCRA plus the slot log (the same algorithm as LocalLimiter), on Redis's clock. Times travel as
 # "%.6f" strings: a Lua number returned to Redis is truncated to an integer, and tostring() keeps
@@ -424,7 +248,7 @@ class SharedCounters:
     """Fixed-window counters in Redis, for client policies (requests per minute, mails per
     recipient per hour) across instances. Same `hit()` as `policy.Counters`."""
 
-    def __init__(self, link: RedisLink, prefix: str = KEY_PREFIX, fallback: Any = None) -> None:
+    def __init__(self, link: RedisLink, prefix: str = KEY_PREFIX, fallback: Counters | None = None) -> None:
         self.link, self.prefix, self.fallback = link, prefix, fallback
 
     def hit(self, key: str, window_s: int, limit: int, now: float | None = None) -> float | None:
@@ -448,20 +272,10 @@ class SharedCounters:
 # ---- one per container ------------------------------------------------------------------------
 
 _made_lock = threading.Lock()
-_links: dict[str, RedisLink] = {}
 _limiters: dict[tuple, Limiter] = {}
 
 
-def link_for(url: str) -> RedisLink:
-    """The container's link to the Redis at `url` (connected on first use)."""
-    with _made_lock:
-        link = _links.get(url)
-        if link is None:
-            link = _links[url] = RedisLink(url)
-        return link
-
-
-def _number(settings: Any, name: str, default: float, low: float, high: float) -> float:
+def _number(settings: Settings, name: str, default: float, low: float, high: float) -> float:
     value = getattr(settings, name, None)
     value = default if value is None else float(value)
     if not low <= value <= high:
@@ -469,7 +283,7 @@ def _number(settings: Any, name: str, default: float, low: float, high: float) -
     return value
 
 
-def limiter_for(settings: Any, action: str, rate: float | None = None, *, clock: Clock | None = None) -> Limiter:
+def limiter_for(settings: Settings, action: str, rate: float | None = None, *, clock: Clock | None = None) -> Limiter:
     """The container's limiter for one SES action.
 
     Reads `settings.redis_url`, `ses_rate` (the account's requests per second per action, 20),
@@ -491,7 +305,7 @@ def limiter_for(settings: Any, action: str, rate: float | None = None, *, clock:
     local = LocalLimiter(rate * share, margin=margin, clock=clock)
     limiter: Limiter = local
     if url:
-        link = RedisLink(url, clock=clock) if clock is not None else link_for(url)
+        link = RedisLink(url, clock=clock) if clock is not None else redis_client.link_for(url)
         limiter = RedisLimiter(link, f"{KEY_PREFIX}rate:{{{account}:{action}}}", rate, local,
                                margin=margin, clock=clock)
     if clock is None:
@@ -500,13 +314,13 @@ def limiter_for(settings: Any, action: str, rate: float | None = None, *, clock:
     return limiter
 
 
-def shared_counters(settings: Any, fallback: Any = None) -> SharedCounters | None:
+def shared_counters(settings: Settings, fallback: Counters | None = None) -> SharedCounters | None:
     """Counters shared through Redis, or None when `SESMAIL_REDIS_URL` is not set or Redis is in
     its retry pause after a failure (the caller then uses its own per-instance counters)."""
     url = getattr(settings, "redis_url", None)
     if not url:
         return None
-    link = link_for(url)
+    link = redis_client.link_for(url)
     if link.resting():
         return None
     return SharedCounters(link, fallback=fallback)
@@ -515,7 +329,5 @@ def shared_counters(settings: Any, fallback: Any = None) -> SharedCounters | Non
 def reset() -> None:
     """Forget this container's limiters and close its Redis connections (tests)."""
     with _made_lock:
-        for link in _links.values():
-            link.close()
-        _links.clear()
         _limiters.clear()
+    redis_client.reset()

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import events, log, rules
-from .store import open_store
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .config import Settings
+    from .deadline import Deadline
+    from .store import EventStore, SentLog
+
+    class ReconcileStore(SentLog, EventStore, Protocol):
+        """What reconciliation reads (the sent log) and writes (polled events)."""
 
 __all__ = ["run"]
 
@@ -48,12 +57,11 @@ def _polled_events(row: dict) -> list[dict]:
     return found
 
 
-def run(settings: Any, deadline: Any, now: float | None = None) -> dict:
+def run(settings: Settings, deadline: Deadline, store: ReconcileStore, now: float | None = None) -> dict:
     """Reconcile; returns counts for the log and the timer's answer."""
     from .ses import client_for
 
     now = time.time() if now is None else now
-    store = open_store(settings.database_url)
     unsettled = store.unsettled_messages(now - settings.reconcile_days * 86400, now - settings.reconcile_after,
                                          events.FINAL_EVENTS, settings.reconcile_limit)
     by_day: dict[str, set[str]] = {}

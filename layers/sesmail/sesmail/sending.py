@@ -1,17 +1,29 @@
 """The send function's routes: SendEmail with idempotency, message status, suppressions and
-erasure (README.md#the-send-function)."""
+erasure (docs/api.md#send).
+
+`send_email` reads top to bottom: validate the payload, apply the client's policy, let the
+transport refuse what it cannot carry; then, through the Idempotency-Key's record when there is
+one, one `_Attempt`: the recipients' leases and suppressions, the transport's call, the sent log.
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
-from . import config, idempotency, leases, log, policy, rules, topics
+from . import config, leases, log, policy, rules, topics, validation
 from . import events as events_module
-from .errors import Forbidden, InvalidInput, NotFound, OutcomeUnknown, StoreUnavailable
+from .addresses import address_hash, bare_address
+from .errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
 from .http import Call, Response
-from .store import open_store
+from .store import SentLog, Store, SuppressionStore
+from .transport import Outgoing, Transport, doubt_answer, transport_for
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .idempotency import Claim, Decision
 
 __all__ = ["add_suppression", "erase_address", "list_suppressions", "message_status", "remove_suppression",
            "resolve_recipient", "send_email"]
@@ -23,6 +35,8 @@ def send_email(call: Call) -> Response:
     settings = call.settings
     key = call.header("idempotency-key")
     if key is not None:
+        from . import idempotency  # only a keyed send pays for it
+
         idempotency.check_key(key)
     payload = call.payload()
     params = rules.validate_send_email(payload, settings.default_sender, settings.templates)
@@ -32,78 +46,81 @@ def send_email(call: Call) -> Response:
     if not call.trusted:
         policy.check_send(settings, call.client, params)  # the client's policy, before anything is stored
     # Topic and one-click unsubscribe (docs/topics.md): what the suppression list is asked.
-    marketing = topics.apply_to_send(settings, params)
-    # SESMAIL_TRANSPORT=smtp: the same request through SES's SMTP service (sesmail.smtp).
-    mail = None
-    if settings.transport == "smtp":
-        from . import smtp
+    audience = topics.apply_to_send(settings, params)
+    transport = transport_for(settings)  # SES's API, or its SMTP interface (SESMAIL_TRANSPORT)
+    mail = transport.prepare(params)  # refuses what the transport cannot carry (SMTP: Cc, Bcc …)
+    attempt = _Attempt(call, call.store, transport, mail, key)
+    attempt.audience = audience
+    if key is None:
+        return Response(200, attempt.record(attempt.send()))
 
-        mail = smtp.prepare(settings, params)  # refuses what SMTP cannot carry; renders the template
-    from .ses import client_for
+    idem = idempotency.Idempotency(attempt.store, call.client, key, call.deadline.limit_s, settings.idempotency_ttl)
+    started = idem.begin(idempotency.fingerprint(payload), attempt.described(), attempt.resolve)
+    if isinstance(started, idempotency.Record):  # answered before (or a doubt resolved as sent)
+        return Response(started.status or 200, started.response or {}, {"Idempotent-Replayed": "true"})
+    with idem.running(started):  # an unknown outcome leaves the key in doubt; a refusal frees it
+        body = attempt.send(started)
+    attempt.record(body)
+    idem.settle(started, body)
+    return Response(200, body)
 
-    ses = client_for(settings)
-    store = open_store(settings.database_url)
-    recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
-    sender = rules.bare_address(params["FromEmailAddress"])
-    destination = [rules.bare_address(address) for address in params["Destination"]]
-    ref = _ref(call.client, key) if key is not None else None
-    lease_keys = leases.keys_for(settings.erasure_key, "send", sender, destination)
-    owner = leases.owner_for(ref)
-    held: list[leases.Lease] = []
 
-    def operation(claim: idempotency.Claim | None = None) -> dict:
-        # Inside the operation, after an Idempotency-Key's replay check: a replay answers as the
-        # first request did, and is not counted again by a client's rate policy.
+class _Attempt:
+    """One SendEmail: counted against the client's rate policy, its recipients leased and looked
+    up on the suppression list (one statement on PostgreSQL), sent by the transport, then written
+    to the sent log with the leases given back (one statement on PostgreSQL)."""
+
+    def __init__(self, call: Call, store: Store, transport: Transport, mail: Outgoing, key: str | None) -> None:
+        params = mail.params
+        self.call, self.store, self.transport, self.mail = call, store, transport, mail
+        self.recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
+        self.sender = bare_address(params["FromEmailAddress"])
+        self.destination = [bare_address(address) for address in params["Destination"]]
+        self.ref = _ref(call.client, key) if key is not None else None
+        self.lease_keys = leases.keys_for(call.settings.erasure_key, "send", self.sender, self.destination)
+        self.owner = leases.owner_for(self.ref)
+        self.lease: leases.Lease | None = None
+        # Marketing mail (TriggerType 0) counts unsubscribes too, a topic's its own (sesmail.topics.scope_for).
+        self.audience: bool | str = params.get("TriggerType", 0) != 1
+
+    def described(self) -> dict:
+        """What the idempotency record keeps of this attempt to resolve a doubt about it."""
+        return {"Action": "SendEmail", "Sender": self.sender, "Destination": self.destination,
+                **self.mail.remembered()}
+
+    def send(self, claim: Claim | None = None) -> dict:
+        call, settings, params = self.call, self.call.settings, self.mail.params
+        # After an Idempotency-Key's replay check: a replay answers as the first request did, and
+        # is not counted again by a client's rate policy.
         if not call.trusted:
             policy.count_send(settings, call.client,
                               [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
-        # The suppression list and the recipients' leases, asked together (one statement on PostgreSQL).
-        bare = sorted({rules.bare_address(address) for address in recipients})
-        lease = leases.acquire(store, lease_keys, owner, call.deadline.limit_s, call.deadline,
+        bare = sorted({bare_address(address) for address in self.recipients})
+        lease = leases.acquire(self.store, self.lease_keys, self.owner, call.deadline.limit_s, call.deadline,
                                float(claim.attempt["Started"]) if claim is not None else None,
-                               (bare, marketing, _hashes(settings, bare)))
+                               (bare, self.audience, _hashes(settings, bare)))
         if lease.suppressed:
             lease.release()
             refuse_suppressed(params, lease.suppressed)
-        held.append(lease)
+        self.lease = lease
         with lease.calling(claim):
-            if mail is not None:  # no SES MessageId over SMTP: the Message-ID header stands for it
-                mail.send(settings, call.deadline)
-                # Logged without its domain part: a Message-ID reads like an address.
-                log.note(SmtpMessageId=mail.message_id.partition("@")[0], Transport="smtp",
-                         To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
-                return {"MessageId": mail.message_id}
-            reply = ses.call("SendEmail", params, call.deadline)
-            message_id = reply.get("MessageId")
-            if not isinstance(message_id, str) or not message_id:
-                # The SDK's Content-Type trap: an error reply it did not read looks like a success.
-                raise OutcomeUnknown("SES SendEmail answered without a MessageId; the outcome is unknown")
-        log.note(MessageId=message_id, SesRequestId=reply.get("RequestId"),
-                 To=[log.mask(address) for address in params["Destination"]], Recipients=len(recipients))
+            message_id = self.transport.send(self.mail, call.deadline)
+        log.note(To=[log.mask(address) for address in params["Destination"]], Recipients=len(self.recipients))
         return {"MessageId": message_id}
 
-    def record(body: dict) -> None:
-        # The answer recorded and the leases given back in one statement (on PostgreSQL).
-        store.record_sent(body["MessageId"], call.client, sender, [rules.bare_address(a) for a in recipients],
-                          time.time(), ref, release=held[-1].release_with if held else None)
-
-    if key is None:
-        body = operation()
+    def record(self, body: dict) -> dict:
+        """The MessageId into the sent log, the leases given back with it. SES accepted the mail:
+        the caller gets its MessageId even when the store cannot take it."""
         try:
-            record(body)
+            self.store.record_sent(body["MessageId"], self.call.client, self.sender,
+                                   [bare_address(address) for address in self.recipients], time.time(), self.ref,
+                                   release=self.lease.release_with if self.lease is not None else None)
         except StoreUnavailable:
-            # SES accepted the mail: the caller gets its MessageId regardless.
             log.error("a sent message could not be recorded", MessageId=body["MessageId"])
-        return Response(200, body)
+        return body
 
-    attempt = {"Action": "SendEmail", "Sender": sender, "Destination": destination}
-    if mail is not None:
-        attempt["SmtpMessageId"] = mail.message_id  # what a resolved doubt answers
-    status, body, replayed = idempotency.run(
-        store, call.client, key, idempotency.fingerprint(payload), attempt,
-        call.deadline.limit_s, settings.idempotency_ttl, operation,
-        lambda doubtful: _resolve_send(call, doubtful, ref), record)
-    return Response(status, body, {"Idempotent-Replayed": "true"} if replayed else None)
+    def resolve(self, described: dict) -> Decision:
+        return _resolve_send(self.call, self.store, described, self.ref)
 
 
 _SUPPRESSED_CODES = {"all": "FailedOperation.EmailAddrInBlacklist",
@@ -118,22 +135,23 @@ def refuse_suppressed(params: dict, found: dict[str, dict]) -> None:
     refuses the send with 503: mailing an address that unsubscribed is worse than a retry.)"""
     for name in ("Destination", "Cc", "Bcc"):
         for index, address in enumerate(params.get(name) or ()):
-            entry = found.get(rules.bare_address(address))
+            entry = found.get(bare_address(address))
             if entry:
                 # Never why (a bounce, a complaint): that is the recipient's business, not the caller's.
                 code = _SUPPRESSED_CODES.get(entry["Scope"].partition(":")[0], _SUPPRESSED_CODES["all"])  # topic:<name>
                 raise Forbidden(f"{name}[{index}] is on the suppression list", field=f"{name}[{index}]", code=code)
 
 
-def _hashes(settings, bare: list[str]) -> dict[str, str]:
+def _hashes(settings: Settings, bare: list[str]) -> dict[str, str]:
     """Each address's erasure hash: an erased address keeps its suppressions under it."""
-    return {address: rules.address_hash(settings.erasure_key, address) for address in bare}
+    return {address: address_hash(settings.erasure_key, address) for address in bare}
 
 
-def suppressed(settings, store, addresses: list[str], marketing: bool | str) -> dict[str, dict]:
+def suppressed(settings: Settings, store: SuppressionStore, addresses: list[str],
+               marketing: bool | str) -> dict[str, dict]:
     """Which of these addresses may not be mailed ({bare address: {"Scope", "Reason"}}), looked up
     as they are and as an erasure keeps them (under a keyed hash), in one query."""
-    bare = sorted({rules.bare_address(address) for address in addresses})
+    bare = sorted({bare_address(address) for address in addresses})
     return store.suppressions_for(bare, marketing, hashes=_hashes(settings, bare))
 
 
@@ -141,34 +159,35 @@ def _ref(client: str, key: str) -> str:
     return f"{client}/{key}"  # client names hold no "/", so this cannot collide
 
 
-def _resolve_send(call: Call, attempt: dict, ref: str | None) -> idempotency.Decision:
+def _resolve_send(call: Call, store: SentLog, attempt: dict, ref: str | None) -> Decision:
     """Was the in-doubt SendEmail sent? If its MessageId reached our sent log (only the record's
     completion failed), yes. Otherwise SES's status index is asked for the attempt's date(s) and
     recipients: a row from our sender, inside the attempt's window, whose MessageId is not in our
     sent log, is that mail — the recipient leases guarantee no other attempt of ours shares the
-    window (README.md#failure-model)."""
+    window (docs/reliability.md#doubt)."""
+    from .idempotency import Decision
+
     settings = call.settings
-    store = open_store(settings.database_url)
     started, ended = float(attempt["Started"]), float(attempt["Ended"])
     logged = store.sent_for_ref(ref, started - leases.CLOCK_SKEW_S) if ref else None
     if logged:
-        return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": logged})
+        return Decision(Decision.SENT, {"MessageId": logged})
     for recipient in attempt["Destination"]:
-        for row in _status_rows(call, attempt["Sender"], recipient, started, ended):
+        for row in _status_rows(call, store, attempt["Sender"], recipient, started, ended):
             if row.get("SendStatus") not in (0, None):
-                return idempotency.Decision(idempotency.Decision.NOT_SENT)
-            # Over SMTP the row carries SES's own MessageId, which SMTP never told us: matched by
-            # sender, recipient and time only, it answers with the mail's Message-ID.
-            message_id = str(attempt.get("SmtpMessageId") or row["MessageId"])
+                return Decision(Decision.NOT_SENT)
+            # Matched by sender, recipient and time only; a mail whose id was chosen before sending
+            # (SMTP's Message-ID, which SES's row does not carry) answers with that id.
+            message_id = doubt_answer(attempt, str(row["MessageId"]))
             if _adopt(store, message_id, call.client, attempt["Sender"], attempt["Destination"], ref):
-                return idempotency.Decision(idempotency.Decision.SENT, {"MessageId": message_id})
+                return Decision(Decision.SENT, {"MessageId": message_id})
     waited = time.time() - ended
     if waited >= settings.settle_seconds:
-        return idempotency.Decision(idempotency.Decision.NOT_SENT)
-    return idempotency.Decision(idempotency.Decision.UNKNOWN, retry_after=settings.settle_seconds - waited)
+        return Decision(Decision.NOT_SENT)
+    return Decision(Decision.UNKNOWN, retry_after=settings.settle_seconds - waited)
 
 
-def _adopt(store, message_id: str, client: str, sender: str, recipients: list[str], ref: str | None) -> bool:
+def _adopt(store: SentLog, message_id: str, client: str, sender: str, recipients: list[str], ref: str | None) -> bool:
     """Claim a status row's MessageId for this attempt: an insert-if-absent into the sent log, so
     two resolvers can never both adopt one mail. True when it is ours (now, or already)."""
     if store.record_sent(message_id, client, sender, recipients, time.time(), ref):
@@ -176,9 +195,11 @@ def _adopt(store, message_id: str, client: str, sender: str, recipients: list[st
     return ref is not None and store.sent_ref(message_id) == ref
 
 
-def _status_rows(call: Call, sender: str, recipient: str, started: float, ended: float) -> list[dict]:
+def _status_rows(call: Call, store: SentLog, sender: str, recipient: str, started: float,
+                 ended: float) -> list[dict]:
     """GetSendEmailStatus rows for `recipient` from `sender` inside [started, ended] (the Beijing
-    date(s) of that window, every page) whose MessageId is not in our sent log, earliest first."""
+    date(s) of that window, every page) whose MessageId is not in our sent log, earliest first.
+    Asked of SES's API whichever transport sent the mail."""
     from .ses import client_for
 
     ses = client_for(call.settings)
@@ -192,36 +213,36 @@ def _status_rows(call: Call, sender: str, recipient: str, started: float, ended:
                                                    "Offset": offset, "Limit": STATUS_PAGE}, call.deadline)
             found = page.get("EmailStatusList") or []
             rows.extend(row for row in found if isinstance(row, dict)
-                        and rules.bare_address(str(row.get("FromEmailAddress") or "")) == sender
+                        and bare_address(str(row.get("FromEmailAddress") or "")) == sender
                         and isinstance(row.get("RequestTime"), int) and low <= row["RequestTime"] <= high)
             if len(found) < STATUS_PAGE:
                 break
             offset += STATUS_PAGE
-    known = open_store(call.settings.database_url).sent_message_ids([str(row.get("MessageId")) for row in rows])
+    known = store.sent_message_ids([str(row.get("MessageId")) for row in rows])
     return sorted((row for row in rows if row.get("MessageId") and row["MessageId"] not in known),
                   key=lambda row: row["RequestTime"])
 
 
 def resolve_recipient(call: Call, sender: str, recipient: str, started: float, ended: float,
-                      ref: str) -> str | bool | None:
+                      ref: str) -> str | Literal[False] | None:
     """For one recipient's in-doubt SendEmail (a digest's, recorded under `ref`): its MessageId if
     SES sent it (logged under `ref` already, or adopted now), False if it provably did not
     (refused, or no row once settled), None while SES may still be settling."""
-    store = open_store(call.settings.database_url)
+    store = call.store
     logged = store.sent_for_ref(ref, started - leases.CLOCK_SKEW_S)
     if logged:
         return logged  # sent and logged; only marking its items failed
-    for row in _status_rows(call, rules.bare_address(sender), recipient, started, ended):
+    for row in _status_rows(call, store, bare_address(sender), recipient, started, ended):
         if row.get("SendStatus") not in (0, None):
             return False
-        if _adopt(store, str(row["MessageId"]), config.DIGEST_CLIENT, rules.bare_address(sender), [recipient], ref):
+        if _adopt(store, str(row["MessageId"]), config.DIGEST_CLIENT, bare_address(sender), [recipient], ref):
             return str(row["MessageId"])
     return False if time.time() - ended >= call.settings.settle_seconds else None
 
 
 def message_status(call: Call) -> Response:
     message_id = call.params["MessageId"]
-    store = open_store(call.settings.database_url)
+    store = call.store
     if not policy.sees_everything(call.settings, call.client) and store.sent_owner(message_id) != call.client:
         # A key with a policy sees only its own client's mail (one without, or with `admin`, all).
         raise NotFound("nothing is known about this MessageId", field="MessageId")
@@ -231,7 +252,7 @@ def message_status(call: Call) -> Response:
     return Response(200, {"MessageId": message_id, "State": events_module.state_of(found), "Events": found})
 
 
-_ADDRESS = rules.Address("address", "InvalidParameterValue.ReceiverEmailInvalid").compile()
+_ADDRESS = validation.Address("address", "InvalidParameterValue.ReceiverEmailInvalid").compile()
 _SCOPES = ("all", "marketing")
 
 
@@ -241,9 +262,9 @@ def _address(call: Call) -> str:
 
 def list_suppressions(call: Call) -> Response:
     query = call.request.query if call.request else {}
-    offset = rules.Int("Offset", 0, 2**31 - 1).compile()(query.get("Offset", 0), "Offset")
-    limit = rules.Int("Limit", 1, 100, "FailedOperation.InvalidLimit").compile()(query.get("Limit", 100), "Limit")
-    rows = open_store(call.settings.database_url).list_suppressions(offset, limit)
+    offset = validation.Int("Offset", 0, 2**31 - 1).compile()(query.get("Offset", 0), "Offset")
+    limit = validation.Int("Limit", 1, 100, "FailedOperation.InvalidLimit").compile()(query.get("Limit", 100), "Limit")
+    rows = call.store.list_suppressions(offset, limit)
     for row in rows:  # a topic unsubscribe (docs/topics.md): Scope "topic" and its Topic
         if row["Scope"].startswith(topics.TOPIC_SCOPE):
             row.update(Scope="topic", Topic=topics.topic_of(row["Scope"]))
@@ -269,7 +290,7 @@ def add_suppression(call: Call) -> Response:
     if not isinstance(reason, str) or not 1 <= len(reason) <= 64 or not reason.isprintable():
         raise InvalidInput("Reason must be 1 to 64 printable characters", field="Reason",
                            code="InvalidParameterValue")
-    open_store(call.settings.database_url).suppress(address, scope, reason, "api", time.time())
+    call.store.suppress(address, scope, reason, "api", time.time())
     topic = topics.topic_of(scope)
     return Response(200, dict({"Email": address, "Scope": "topic" if topic else scope, "Reason": reason},
                               **({"Topic": topic} if topic else {})))
@@ -278,14 +299,13 @@ def add_suppression(call: Call) -> Response:
 def remove_suppression(call: Call) -> Response:
     address = _address(call)
     topic = (call.request.query if call.request else {}).get("Topic")
-    store = open_store(call.settings.database_url)
-    hashed = rules.address_hash(call.settings.erasure_key, address)
+    hashed = address_hash(call.settings.erasure_key, address)
     if topic is not None:  # ?Topic=<name>: only that topic's unsubscribe is lifted (docs/topics.md)
-        removed = store.unsuppress_scopes(address, hashed, [topics.topic_scope(topics.check_topic(call.settings,
-                                                                                                  topic))])
+        removed = call.store.unsuppress_scopes(address, hashed,
+                                               [topics.topic_scope(topics.check_topic(call.settings, topic))])
     else:
         # An erased address's entries (kept under its hash) are lifted with it.
-        removed = store.unsuppress(address, hashed)
+        removed = call.store.unsuppress(address, hashed)
     if not removed:
         raise NotFound("this address is not suppressed", field="Address")
     return Response(200, {"Removed": removed})
@@ -295,8 +315,7 @@ def erase_address(call: Call) -> Response:
     """DELETE /addresses/<address>: everything stored about an address (PIPL, GDPR), but its
     suppressions, which are kept under a keyed hash of it: erasure must not make it mailable again."""
     address = _address(call)
-    counts = open_store(call.settings.database_url).erase_address(
-        address, rules.address_hash(call.settings.erasure_key, address))
+    counts = call.store.erase_address(address, address_hash(call.settings.erasure_key, address))
     kept = counts.pop("SuppressionsKept")
     log.note(Erased=counts, SuppressionsKept=kept)
     return Response(200, {"Erased": counts, "SuppressionsKept": kept})

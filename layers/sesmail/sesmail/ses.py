@@ -1,4 +1,4 @@
-"""The SES client: credentials, endpoint, timeouts and the retry policy of SPEC 5, in one place.
+"""SES's API: the client (credentials, endpoint, timeouts) and the API transport of SendEmail.
 
 SendEmail and BatchSendEmail are not idempotent at SES: a retry after a lost reply sends twice.
 So a call is retried only when the failure proves nothing was sent:
@@ -6,10 +6,11 @@ So a call is retried only when the failure proves nothing was sent:
 - the connection could not be opened (refused, DNS, connect timeout).
 Anything that leaves the outcome open (the connection dropped after the request was written, a
 read timeout, `InternalError*`, an HTTP 5xx, an unreadable reply) raises OutcomeUnknown and is
-never retried here. Every other SES error is raised as SesRefused with SES's own code.
+never retried. Every other SES error is raised as SesRefused with SES's own code. The retry loop
+is the one both transports share (sesmail.transport; docs/reliability.md#retries).
 
 The SDK is imported on the first call, not at cold start: a refused payload never pays for it.
-SDK traps handled here (tencent-facts.md 4): no retry by default, a 60 s default timeout, error
+SDK traps handled here (docs/ses.md#sdk): no retry by default, a 60 s default timeout, error
 replies read only when Content-Type is exactly `application/json`, `ServerNetworkError` messages
 are the raw reply bytes, and SCF's credential variables are not the ones the SDK's provider reads.
 """
@@ -17,13 +18,18 @@ are the raw reply bytes, and SCF's credential variables are not the ones the SDK
 from __future__ import annotations
 
 import os
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import log
-from .errors import OutcomeUnknown, SesmailError, SesRefused, Unavailable
+from .errors import OutcomeUnknown, SesRefused, Unavailable
+from .transport import NotSent, Outgoing, retried
 
-__all__ = ["Deadline", "SesClient", "client_for"]
+if TYPE_CHECKING:
+    from .config import Settings
+    from .deadline import Deadline
+    from .ratelimit import Limiter
+
+__all__ = ["ApiTransport", "SesClient", "client_for", "reset"]
 
 # Failures SES documents as "nothing was done, retry".
 RETRYABLE_CODES = frozenset({
@@ -35,28 +41,6 @@ RETRYABLE_CODES = frozenset({
 })
 # SDK codes raised before any byte left this process.
 _LOCAL_CODES = frozenset({"ClientError", "ClientParamsError", "InvalidCredential"})
-# Time kept back from the function's limit to answer the caller and write the record.
-SAFETY_MARGIN_S = 1.0
-# Below this, an SES call is not started at all: it could not finish.
-MIN_CALL_S = 0.5
-BACKOFF_BASE_S = 0.2
-BACKOFF_CAP_S = 2.0
-
-
-class Deadline:
-    """When this invocation must have answered, from the context's `time_limit_in_ms`.
-
-    SCF's Python context is a dict with `time_limit_in_ms` and no remaining-time method, so the
-    clock starts when the handler does.
-    """
-
-    def __init__(self, time_limit_ms: float, started: float | None = None) -> None:
-        self.started = time.monotonic() if started is None else started
-        self.limit_s = time_limit_ms / 1000.0
-        self.at = self.started + self.limit_s
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
 
 
 def _not_sent_cause(exc: BaseException) -> bool:
@@ -86,7 +70,7 @@ def _not_sent_cause(exc: BaseException) -> bool:
 class SesClient:
     """One SDK client per warm container; credentials re-read when the role rotates them."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: Any = None
         self._credentials: tuple | None = None
@@ -114,36 +98,11 @@ class SesClient:
             self._credentials = credentials
         return self._client
 
-    def call(self, action: str, params: dict, deadline: Deadline, limiter: Any = None) -> dict:
+    def call(self, action: str, params: dict, deadline: Deadline, limiter: Limiter | None = None) -> dict:
         """Call one SES action; the `Response` object on success, or one of our errors. With a
         `limiter` (sesmail.ratelimit), every attempt, retries included, waits for its slot."""
-        settings = self.settings
-        attempts = settings.ses_attempts
-        for attempt in range(1, attempts + 1):
-            if limiter is not None and not limiter.acquire(deadline.at - SAFETY_MARGIN_S - MIN_CALL_S):
-                raise Unavailable(f"no slot under SES's rate limit for {action} within the function's time limit",
-                                  code="ResourceUnavailable.RateLimited", retry_after=1)
-            remaining = deadline.remaining() - SAFETY_MARGIN_S
-            if remaining < MIN_CALL_S:
-                # Nothing was asked of SES: a new request, with a time limit of its own, may be sent at once.
-                raise Unavailable(f"no time left for SES {action} within the function's time limit",
-                                  code="ResourceUnavailable.Timeout", retry_after=1)
-            try:
-                return self._call_once(action, params, remaining)
-            except _Retryable as retry:
-                if attempt == attempts:
-                    raise retry.final from retry.__cause__
-                import random
-
-                pause = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
-                if deadline.remaining() - SAFETY_MARGIN_S - pause < MIN_CALL_S:
-                    raise retry.final from retry.__cause__
-                if limiter is not None and retry.final.code.startswith("RequestLimitExceeded"):
-                    limiter.penalize(1.0)  # another instance is sending too: everyone slows down
-                log.warning("SES call not applied, retrying", Action=action, Code=retry.final.code,
-                            Attempt=attempt, PauseSeconds=round(pause, 3))
-                time.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return retried(action, deadline, self.settings.ses_attempts,
+                       lambda remaining: self._call_once(action, params, remaining), limiter)
 
     def _call_once(self, action: str, params: dict, remaining: float) -> dict:
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
@@ -173,11 +132,11 @@ class SesClient:
     def _classify(self, action: str, exc: Any) -> Exception:
         code = str(exc.code or "")
         if code in RETRYABLE_CODES:
-            return _Retryable(SesRefused(code, f"SES {action} was not applied ({code})", exc.requestId))
+            return NotSent(SesRefused(code, f"SES {action} was not applied ({code})", exc.requestId))
         if code == "ClientNetworkError":
             if _not_sent_cause(exc):
-                return _Retryable(Unavailable(f"SES {action}: could not connect to SES",
-                                              code="ResourceUnavailable.SesUnreachable"))
+                return NotSent(Unavailable(f"SES {action}: could not connect to SES",
+                                           code="ResourceUnavailable.SesUnreachable"))
             return OutcomeUnknown(f"SES {action}: the connection failed after the request was sent "
                                   "(dropped or timed out); the outcome is unknown")
         if code == "ServerNetworkError":
@@ -195,20 +154,36 @@ class SesClient:
         return SesRefused(code, message, exc.requestId)
 
 
-class _Retryable(Exception):
-    """Internal: a failure that provably did not send; `final` is raised when attempts run out."""
+class ApiTransport:
+    """SendEmail through SES's API (sesmail.transport): SES assigns the MessageId in its answer."""
 
-    def __init__(self, final: SesmailError) -> None:
-        super().__init__(str(final))
-        self.final = final
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def prepare(self, params: dict) -> Outgoing:
+        return Outgoing(params)  # the API takes every payload the rules accept
+
+    def send(self, mail: Outgoing, deadline: Deadline) -> str:
+        reply = client_for(self.settings).call("SendEmail", mail.params, deadline)
+        message_id = reply.get("MessageId")
+        if not isinstance(message_id, str) or not message_id:
+            # The SDK's Content-Type trap: an error reply it did not read looks like a success.
+            raise OutcomeUnknown("SES SendEmail answered without a MessageId; the outcome is unknown")
+        log.note(MessageId=message_id, SesRequestId=reply.get("RequestId"))
+        return message_id
 
 
 _clients: dict[int, SesClient] = {}
 
 
-def client_for(settings: Any) -> SesClient:
+def client_for(settings: Settings) -> SesClient:
     """The warm container's client for these settings."""
     client = _clients.get(id(settings))
     if client is None or client.settings is not settings:
         client = _clients[id(settings)] = SesClient(settings)
     return client
+
+
+def reset() -> None:
+    """Forget the warm container's clients (tests switch endpoints and settings between cases)."""
+    _clients.clear()

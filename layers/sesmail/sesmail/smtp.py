@@ -1,6 +1,7 @@
-"""SES's SMTP interface as `send`'s transport (`SESMAIL_TRANSPORT=smtp`; seed 003).
+"""SES's SMTP interface as `send`'s transport (`SESMAIL_TRANSPORT=smtp`; docs/ses.md#smtp).
 
-Imported only when that transport is chosen (the API path never pays for it). What SMTP changes:
+`SmtpTransport` is the second implementation of sesmail.transport's interface, imported only when
+that transport is chosen (the API path never pays for it). What SMTP changes:
 - SMTP has no TemplateID: the template named in the payload is rendered here, from the files
   shipped with the function (`SESMAIL_TEMPLATES_DIR`, default `templates/` beside it, which
   `make deploy` copies in), found by name through the config file's `Templates` map.
@@ -11,10 +12,10 @@ Imported only when that transport is chosen (the API path never pays for it). Wh
   transaction. The message is built so that no line comes near (base64 at 76, headers folded at 78).
 - Refusals come back as `554 5.0.0 Error: … ##SES-response-json: {…}`: parsed into SES's code,
   so a caller sees the same code and status as on the API path.
-- Retries follow SPEC 5: a failure before the message data is written (connect, TLS, login,
-  MAIL, RCPT, the DATA command) provably sent nothing and is retried, as are definite "not now"
-  replies (4xx, `RequestLimitExceeded*`); once the data is on the wire, a lost connection or a
-  missing reply leaves the outcome unknown and is never retried.
+- Retries (sesmail.transport's, docs/reliability.md#retries): a failure before the message data
+  is written (connect, TLS, login, MAIL, RCPT, the DATA command) provably sent nothing and is
+  retried, as are definite "not now" replies (4xx, `RequestLimitExceeded*`); once the data is on
+  the wire, a lost connection or a missing reply leaves the outcome unknown and is never retried.
 SMTP is disabled for individual (non-company) SES accounts.
 """
 
@@ -24,23 +25,27 @@ import base64
 import html
 import json
 import os
-import random
 import re
 import time
 import uuid
 from email.errors import MessageError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import log, rules
+from . import log, rules, validation
 from .envelopes import loads
-from .errors import InvalidInput, OutcomeUnknown, SesmailError, SesRefused, Unavailable
-from .ses import BACKOFF_BASE_S, BACKOFF_CAP_S, MIN_CALL_S, RETRYABLE_CODES, SAFETY_MARGIN_S
+from .errors import InvalidInput, OutcomeUnknown, SesRefused, Unavailable
+from .ses import RETRYABLE_CODES
+from .transport import NotSent, Outgoing, retried
 
-__all__ = ["MAX_LINE", "Prepared", "build_message", "parse_reply", "prepare", "variables"]
+if TYPE_CHECKING:
+    from .config import Settings
+    from .deadline import Deadline
 
-# Seed 003: "2,000 or more characters in a single line" breaks the transaction.
+__all__ = ["MAX_LINE", "Prepared", "SmtpTransport", "build_message", "parse_reply", "prepare", "variables"]
+
+# SES's SMTP guide: "2,000 or more characters in a single line" breaks the transaction (docs/ses.md#smtp).
 MAX_LINE = 2000
-# Seed 003's limits, read as decimal megabytes (the stricter reading).
+# SES's SMTP limits, read as decimal megabytes (the stricter reading).
 MAX_BODY_BYTES = 1_000_000
 MAX_ATTACHMENT_BYTES = 5_000_000
 MAX_ATTACHMENTS_BYTES = 10_000_000
@@ -91,41 +96,38 @@ def _bare(address: str) -> str:
     return address.rpartition("<")[2].rstrip(">").strip()
 
 
-class Prepared:
-    """One mail ready for SMTP: envelope, the message bytes and the Message-ID it carries."""
+class Prepared(Outgoing):
+    """One mail ready for SMTP: envelope, the message bytes and the Message-ID it carries (also
+    the MessageId the caller is answered with)."""
 
-    def __init__(self, sender: str, recipients: list[str], message_id: str, data: bytes) -> None:
-        self.sender, self.recipients, self.message_id, self.data = sender, recipients, message_id, data
+    message_id: str
 
-    def send(self, settings: Any, deadline: Any) -> None:
-        """Deliver to SES's SMTP service; retries only what provably did not send (SPEC 5)."""
-        attempts = settings.ses_attempts
-        for attempt in range(1, attempts + 1):
-            remaining = deadline.remaining() - SAFETY_MARGIN_S
-            if remaining < MIN_CALL_S:
-                raise Unavailable("no time left for SES SMTP within the function's time limit",
-                                  code="ResourceUnavailable.Timeout", retry_after=1)
-            try:
-                _send_once(settings, self, remaining)
-                return
-            except _NotSent as retry:
-                pause = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
-                if attempt == attempts or deadline.remaining() - SAFETY_MARGIN_S - pause < MIN_CALL_S:
-                    raise retry.final from retry.__cause__
-                log.warning("SES SMTP did not take the mail, retrying", Code=retry.final.code, Attempt=attempt,
-                            PauseSeconds=round(pause, 3))
-                time.sleep(pause)
+    def __init__(self, params: dict, sender: str, recipients: list[str], message_id: str, data: bytes) -> None:
+        super().__init__(params, message_id)
+        self.sender, self.recipients, self.data = sender, recipients, data
 
 
-class _NotSent(Exception):
-    """Internal: SMTP provably did not take the mail; `final` is raised when attempts run out."""
+class SmtpTransport:
+    """SendEmail through SES's SMTP service (sesmail.transport): no MessageId comes back, so the
+    mail's Message-ID stands for it."""
 
-    def __init__(self, final: SesmailError) -> None:
-        super().__init__(str(final))
-        self.final = final
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def prepare(self, params: dict) -> Prepared:
+        return prepare(self.settings, params)
+
+    def send(self, mail: Outgoing, deadline: Deadline) -> str:
+        if not isinstance(mail, Prepared):
+            raise TypeError("SmtpTransport sends what its prepare() made")
+        settings = self.settings
+        retried("SMTP", deadline, settings.ses_attempts, lambda remaining: _send_once(settings, mail, remaining))
+        # Logged without its domain part: a Message-ID reads like an address.
+        log.note(SmtpMessageId=mail.message_id.partition("@")[0], Transport="smtp")
+        return mail.message_id
 
 
-def prepare(settings: Any, params: dict, now: float | None = None) -> Prepared:
+def prepare(settings: Settings, params: dict, now: float | None = None) -> Prepared:
     """Check what SMTP can carry, render the template from its files and build the message.
     `params` is a validated SendEmail payload (sesmail.rules)."""
     for name in ("Cc", "Bcc"):
@@ -153,7 +155,7 @@ def prepare(settings: Any, params: dict, now: float | None = None) -> Prepared:
                            code="InvalidParameterValue.TemplateNotMatchData")
     subject = _fill(params["Subject"], data, escape=False)
     # The API path's rule (sesmail.rules), so both transports refuse the same values.
-    rules.check_header(subject, "Template.TemplateData",
+    validation.check_header(subject, "Template.TemplateData",
                        "fills the subject with a value holding line breaks or control characters")
     rendered_html = _fill(html_part, data, escape=True) if html_part is not None else None
     rendered_text = _fill(text_part, data, escape=False) if text_part is not None else None
@@ -189,7 +191,7 @@ def prepare(settings: Any, params: dict, now: float | None = None) -> Prepared:
     if longest >= MAX_LINE:  # folding could not break something (a header without spaces)
         raise InvalidInput(f"a header line would reach {MAX_LINE} characters, which SES's SMTP refuses",
                            field="SmtpHeaders" if extra else None, code="InvalidParameterValue.LineTooLong")
-    return Prepared(sender, [_bare(a) for a in params["Destination"]], message_id, data_bytes)
+    return Prepared(params, sender, [_bare(a) for a in params["Destination"]], message_id, data_bytes)
 
 
 def _message_id(given: str | None, sender: str) -> str:
@@ -222,7 +224,7 @@ def _extra_headers(raw: str | None) -> dict[str, str]:
 def build_message(*, header_from: str, to: list[str], reply_to: str | None, subject: str, html_body: str | None,
                   text_body: str | None, attachments: list[tuple[str, bytes]], message_id: str, date: float,
                   extra_headers: dict[str, str] | None = None) -> bytes:
-    """The MIME message as SES's SMTP header table wants it (seed 003): From, To, Subject, an
+    """The MIME message as SES's SMTP header table wants it (docs/ses.md#smtp): From, To, Subject, an
     allowed Content-Type (`text/plain; charset=UTF-8`, `text/html; charset=UTF-8`,
     multipart/alternative or /mixed), MIME-Version 1.0, attachments as application/octet-stream in
     base64 with `Content-Disposition: attachment`. CRLF line ends; no line longer than 78."""
@@ -298,7 +300,7 @@ def _refusal(status: int, text: str, after_data: bool = False) -> Exception:
     """A definite SMTP refusal as our error: 4xx (not now) and RequestLimitExceeded* are retryable;
     InternalError* once the message was sent leaves the outcome unknown (as on the API path)."""
     if "SMTPForbidden" in text:
-        # Seed 003: "SMTP Disabled for Individual Customers" — the operator's to fix, not the caller's.
+        # "SMTP Disabled for Individual Customers" (docs/ses.md#smtp): the operator's to fix, not the caller's.
         return SesRefused("UnauthorizedOperation.SmtpForbidden", "SES disables SMTP for individual (non-company) "
                           "accounts: use SESMAIL_TRANSPORT=api")
     parsed = parse_reply(text)
@@ -307,15 +309,15 @@ def _refusal(status: int, text: str, after_data: bool = False) -> Exception:
             return OutcomeUnknown(f"SES SMTP reported {parsed['Code']}; the outcome is unknown", code=parsed["Code"])
         refused = SesRefused(parsed["Code"], f"SES SMTP: {parsed['Message']}", parsed["RequestId"])
         if parsed["Code"] in RETRYABLE_CODES or parsed["Code"].startswith("RequestLimitExceeded"):
-            return _NotSent(refused)
+            return NotSent(refused)
         return refused
     if 400 <= status < 500:
-        return _NotSent(Unavailable(f"SES SMTP answered {status}: not accepted now",
-                                    code="ResourceUnavailable.SmtpTransient"))
+        return NotSent(Unavailable(f"SES SMTP answered {status}: not accepted now",
+                                   code="ResourceUnavailable.SmtpTransient"))
     return SesRefused("FailedOperation", f"SES SMTP refused the mail ({status})")
 
 
-def _send_once(settings: Any, mail: Prepared, remaining: float) -> None:
+def _send_once(settings: Settings, mail: Prepared, remaining: float) -> None:
     import smtplib
     import ssl
 
@@ -360,14 +362,14 @@ def _send_once(settings: Any, mail: Prepared, remaining: float) -> None:
         text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         if parse_reply(text) is not None or "SMTPForbidden" in text:
             raise _refusal(exc.smtp_code, text) from exc
-        raise _NotSent(Unavailable(f"SES SMTP answered {exc.smtp_code} before the message was sent",
-                                   code="ResourceUnavailable.SmtpSession")) from exc
+        raise NotSent(Unavailable(f"SES SMTP answered {exc.smtp_code} before the message was sent",
+                                  code="ResourceUnavailable.SmtpSession")) from exc
     except (smtplib.SMTPException, OSError) as exc:  # refused, DNS, timeouts, TLS, a dropped connection
         if data_started:
             raise OutcomeUnknown("SES SMTP: the connection failed after the message was sent; the outcome is "
                                  "unknown") from exc
-        raise _NotSent(Unavailable("SES SMTP: could not connect, or the session broke before the message was sent",
-                                   code="ResourceUnavailable.SesUnreachable")) from exc
+        raise NotSent(Unavailable("SES SMTP: could not connect, or the session broke before the message was sent",
+                                  code="ResourceUnavailable.SesUnreachable")) from exc
     finally:
         if client is not None:
             try:

@@ -10,11 +10,21 @@ delivered again never sends what an earlier run sent, and finishes what a crashe
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import envelopes, log
 from .errors import InvalidInput, NotFound
 from .http import Call, Response
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .ses import SesClient
+    from .store import IdempotencyStore, TaskStore
+
+    class ListStore(TaskStore, IdempotencyStore, Protocol):
+        """What the cleanup of unused lists reads and writes: our lists and tasks, and the
+        Idempotency-Key records whose doubt may still adopt a task on one."""
 
 __all__ = ["JOBS", "fire"]
 
@@ -22,7 +32,7 @@ __all__ = ["JOBS", "fire"]
 def _reconcile(call: Call) -> dict:
     from . import reconcile
 
-    return reconcile.run(call.settings, call.deadline)
+    return reconcile.run(call.settings, call.deadline, call.store)
 
 
 # Rows of the store read per page by the cleanup job, and the time it keeps back to answer.
@@ -36,11 +46,10 @@ def _cleanup(call: Call) -> dict:
     task finished, or once it is certain no task will ever use them. What the time limit leaves
     undone is counted as `Unfinished`; the next run continues from there."""
     from .ses import client_for
-    from .store import open_store
 
     settings = call.settings
     now = time.time()
-    store = open_store(settings.database_url)
+    store = call.store
     counts: dict[str, Any] = store.purge(now, now - settings.idempotency_ttl)
     ses = client_for(settings)
     counts["Lists"], finished = _delete_finished_lists(call, store, ses)
@@ -52,7 +61,7 @@ def _cleanup(call: Call) -> dict:
     return counts
 
 
-def _delete_at_ses(call: Call, ses: Any, receiver_id: int) -> bool:
+def _delete_at_ses(call: Call, ses: SesClient, receiver_id: int) -> bool:
     """DeleteReceiver; True once the list is gone (a list already gone counts), False if SES
     refused (the list is left for a later run)."""
     from .batching import list_missing
@@ -68,12 +77,12 @@ def _delete_at_ses(call: Call, ses: Any, receiver_id: int) -> bool:
     return True
 
 
-def _tasks_on(call: Call, ses: Any, receiver_id: int) -> list[dict]:
+def _tasks_on(call: Call, ses: SesClient, receiver_id: int) -> list[dict]:
     reply = ses.call("ListSendTasks", {"Offset": 0, "Limit": 10, "ReceiverId": receiver_id}, call.deadline)
     return [task for task in reply.get("Data") or [] if isinstance(task, dict) and isinstance(task.get("TaskId"), int)]
 
 
-def _delete_finished_lists(call: Call, store: Any, ses: Any) -> tuple[int, bool]:
+def _delete_finished_lists(call: Call, store: TaskStore, ses: SesClient) -> tuple[int, bool]:
     """Lists we created are deleted once SES reports their task done. Returns (deleted, whether
     every list was looked at)."""
     deleted = skipped = 0
@@ -92,7 +101,7 @@ def _delete_finished_lists(call: Call, store: Any, ses: Any) -> tuple[int, bool]
             return deleted, True
 
 
-def _delete_unused_lists(call: Call, store: Any, ses: Any, now: float) -> tuple[int, bool]:
+def _delete_unused_lists(call: Call, store: ListStore, ses: SesClient, now: float) -> tuple[int, bool]:
     """Lists we created that no recorded task uses, older than a run of this function can last
     plus SES's settle time (so no run is still building or sending on them): a list a pending
     Idempotency-Key doubt may still adopt a task on is kept until that record is settled or
@@ -167,7 +176,6 @@ def fire(call: Call, facts: dict) -> Response:
         from .batching import run_batch
 
         # Scoped per trigger: the same Time on another trigger is another run.
-        return Response(200, run_batch(call.settings, call.deadline, "timer", parsed, f"timer:{trigger}"[:64],
-                                       fired_at))
+        return Response(200, run_batch(call, "timer", parsed, f"timer:{trigger}"[:64], fired_at))
     raise InvalidInput("Message must name a digest, a job, or be a batch payload object", field="Message",
                        code="InvalidParameterValue")

@@ -249,7 +249,7 @@ def apply_to_send(settings: Any, params: dict) -> bool | str:
         raise InvalidInput("Unsubscribe must be \"0\" when sesmail adds its one-click unsubscribe: SES's own link"
                            " would stop all marketing mail, not this topic's", field="Unsubscribe",
                            code="InvalidParameterValue.UnsubscribeConflict")
-    from .rules import bare_address
+    from .addresses import bare_address
 
     token = mint(settings.unsubscribe_secrets, bare_address(params["Destination"][0]), topic)
     headers = json.loads(params.get("SmtpHeaders") or "{}")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hmac
 import importlib
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import events, log
 from .errors import Forbidden
 from .http import Call, Response
-from .store import open_store
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = ["probe", "receive"]
 
@@ -62,7 +64,7 @@ def receive(call: Call) -> Response:
         rows = [events.normalise(fields, raw, now, settings.event_ttl) for _, fields in callbacks]
     stored = 0
     if rows:
-        store = open_store(settings.database_url)
+        store = call.store
         # Suppressions first: both writes are idempotent, so a failure in between is repaired by the
         # next delivery of the same callback (a 503 tells the sender it did not land).
         for row in rows:
@@ -86,7 +88,7 @@ def probe(call: Call) -> Response:
 _hooks: dict[str, Callable[[dict], Any] | None] = {}
 
 
-def _run_hook(settings: Any, rows: list[dict]) -> None:
+def _run_hook(settings: Settings, rows: list[dict]) -> None:
     """The user's own reaction (config `EventHook`: "module:function"), called after the events
     are stored, so that its failure can never lose one. At least once: in the rare array that
     mixes new and already-stored events, every event of the array is passed; `EventKey` lets the

@@ -1,5 +1,5 @@
 """PostgreSQL (TencentDB for PostgreSQL) through pg8000: pure Python, so the layer needs no libpq
-and stays small (SPEC 6). Imported only when SESMAIL_DATABASE_URL is a postgresql:// URL."""
+and stays small (docs/deploy.md#once-per-account). Imported only when SESMAIL_DATABASE_URL is a postgresql:// URL."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ class SqliteDialect:
     errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 
     def __init__(self, url: str) -> None:
-        # sqlite:///relative/path or sqlite:////absolute/path (SPEC 3.1)
+        # sqlite:///relative/path or sqlite:////absolute/path (docs/configuration.md#environment-variables)
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if not path:
             raise ValueError("SESMAIL_DATABASE_URL: a sqlite URL needs a path, e.g. sqlite:///sesmail.db")
