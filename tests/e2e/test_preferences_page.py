@@ -9,16 +9,11 @@ import contextlib
 import json
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
 from tests.e2e import test_mail_page
-from tests.e2e.conftest import has_function
 from tests.e2e.test_mail_page import PHONE, TIMEOUT_MS
 from tests.local.helpers import wait_for
 
 browser = test_mail_page.browser  # the mail page suite's fixture: one headless Chromium
-
-pytestmark = pytest.mark.skipif(not has_function("webhook"), reason="functions/webhook does not exist yet")
 
 
 def send(stack, to: str, topic: str | None = "news", trigger: int = 0) -> tuple[int, dict]:
