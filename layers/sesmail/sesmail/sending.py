@@ -74,6 +74,7 @@ class _Attempt:
         params = mail.params
         self.call, self.store, self.transport, self.mail = call, store, transport, mail
         self.recipients = [*params["Destination"], *params.get("Cc", ()), *params.get("Bcc", ())]
+        self.bare_recipients = [bare_address(address) for address in self.recipients]  # leases and sent log
         self.sender = bare_address(params["FromEmailAddress"])
         self.destination = [bare_address(address) for address in params["Destination"]]
         self.ref = _ref(call.client, key) if key is not None else None
@@ -95,7 +96,7 @@ class _Attempt:
         if not call.trusted:
             policy.count_send(settings, call.client,
                               [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
-        bare = sorted({bare_address(address) for address in self.recipients})
+        bare = sorted(set(self.bare_recipients))
         lease = leases.acquire(self.store, self.lease_keys, self.owner, call.deadline.limit_s, call.deadline,
                                float(claim.attempt["Started"]) if claim is not None else None,
                                (bare, self.audience, _hashes(settings, bare)))
@@ -113,7 +114,7 @@ class _Attempt:
         the caller gets its MessageId even when the store cannot take it."""
         try:
             self.store.record_sent(body["MessageId"], self.call.client, self.sender,
-                                   [bare_address(address) for address in self.recipients], time.time(), self.ref,
+                                   self.bare_recipients, time.time(), self.ref,
                                    release=self.lease.release_with if self.lease is not None else None)
         except StoreUnavailable:
             log.error("a sent message could not be recorded", MessageId=body["MessageId"])
