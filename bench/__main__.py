@@ -406,6 +406,138 @@ def figure_ingestion(seconds: float) -> None:
             drop()
 
 
+def _load(name: str):
+    """functions/<name>/index.py, loaded as SCF loads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_index", os.path.join(ROOT, "functions", name,
+                                                                                      "index.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def figure_aggregates_ingestion(quick: bool) -> None:
+    """Webhook ingestion (one callback per POST, for mails in the sent log) with the statistics'
+    aggregates ÷ the same without them (no facts computed, the plain events INSERT), in
+    interleaved rounds on fresh callbacks."""
+    from sesmail import stats
+
+    module = _load("webhook")
+    per_round, rounds = (300, 3) if quick else (1500, 4)
+    for backend in ("postgresql", "sqlite"):
+        name = f"webhook ingestion with aggregates ÷ without ({backend})"
+        goal = "≥ 0.9" if backend == "postgresql" else "(info)"
+        fresh = _fresh_database(backend)
+        if fresh is None:
+            report(name, None, "server not running", goal)
+            continue
+        url, drop = fresh
+        try:
+            os.environ.update({"SESMAIL_DATABASE_URL": url, "SESMAIL_WEBHOOK_SECRETS": "bench"})
+            config.reset()
+            store.reset()
+            db = store.open_store(url)
+            total = per_round * rounds * 2
+            now = time.time()
+            for i in range(total):  # the mails the callbacks are about, as sends would have logged them
+                db.record_sent(f"qcloudses-agg-{i}", "default", f"news@shop{i % 3}.example", [f"user{i}@example.com"],
+                               now - 60, template_id=100 + i % 7)
+            event = {"httpMethod": "POST", "path": "/webhook", "headers": {"content-type": "application/json"},
+                     "queryString": {"token": "bench"}, "body": ""}
+            ctx = {"time_limit_in_ms": 30000, "request_id": "bench"}
+            real_facts = stats.facts
+            elapsed = {True: 0.0, False: 0.0}
+            sequence = 0
+            with quiet_stdout():
+                for _ in range(rounds):
+                    for aggregates in (True, False):
+                        stats.facts = real_facts if aggregates else (lambda *args: [])  # type: ignore[assignment]
+                        bodies = [json.dumps({"event": "delivered", "email": f"user{i}@example.com",
+                                              "bulkId": f"qcloudses-agg-{i}", "timestamp": int(now)})
+                                  for i in range(sequence, sequence + per_round)]
+                        sequence += per_round
+                        start = time.perf_counter()
+                        for body in bodies:
+                            event["body"] = body
+                            module.main_handler(event, ctx)
+                        elapsed[aggregates] += time.perf_counter() - start
+            stats.facts = real_facts  # type: ignore[assignment]
+            counted = sum(row[2] for row in db.stats_rows(0, 10**6, "day"))
+            assert counted == per_round * rounds, (counted, per_round * rounds)
+            with_rate, without_rate = per_round * rounds / elapsed[True], per_round * rounds / elapsed[False]
+            report(name, with_rate / without_rate, f"{with_rate:.0f}/s vs {without_rate:.0f}/s", goal)
+        finally:
+            drop()
+
+
+def figure_stats_query(quick: bool) -> None:
+    """GET /stats?Days=30 through the send function, over a PostgreSQL store holding 1,000,000
+    events (seeded with generate_series, their aggregates built from them in one statement)."""
+    module = _load("send")
+    events_count = 100_000 if quick else 1_000_000
+    name = f"GET /stats?Days=30 over {events_count:,} stored events (postgresql), ms"
+    fresh = _fresh_database("postgresql")
+    if fresh is None:
+        report(name, None, "server not running", "≤ 50")
+        return
+    url, drop = fresh
+    seeding: list = []
+    try:
+        os.environ.update({"SESMAIL_DATABASE_URL": url, "SESMAIL_API_KEYS": "dev-key"})
+        config.reset()
+        store.reset()
+        store.open_store(url).stats_rows(0, 0, "day")  # creates the schema
+        import pg8000.dbapi
+
+        raw = pg8000.dbapi.connect(user="postgres", host="127.0.0.1", port=5432, database=url.rsplit("/", 1)[1])
+        raw.autocommit = True
+        seeding.append(raw)
+        cursor = raw.cursor()
+        mails = events_count // 4
+        now = time.time()
+        seeded = time.perf_counter()
+        # 30 days of mail from 5 senders on 3 domains with 20 templates; 4 events per mail.
+        cursor.execute("INSERT INTO sesmail_sent (message_id, client, sender, recipients, idem_ref, created_at,"
+                       " template_id) SELECT 'bench-' || g, 'default', 'news' || mod(g, 5) || '@shop' || mod(g, 3)"
+                       " || '.example', '[\"r' || g || '@inbox.example\"]', NULL,"
+                       " CAST(%s AS DOUBLE PRECISION) - mod(g, 30 * 86400),"
+                       " 100000 + mod(g, 20) FROM generate_series(1, %s) g", (now, mails))
+        cursor.execute("INSERT INTO sesmail_events (event_id, message_id, email, event, event_time, details, raw,"
+                       " polled, stored_at, expires_at) SELECT md5(g || '-' || k), 'bench-' || g, 'r' || g ||"
+                       " '@inbox.example', (ARRAY['delivered', 'open', 'click', 'bounce'])[k], %s, '{}', '{}', 0, %s,"
+                       " %s FROM generate_series(1, %s) g, generate_series(1, 4) k",
+                       (int(now), now, now + 30 * 86400, mails))
+        cursor.execute("WITH per AS (SELECT message_id, MAX(CASE WHEN event = 'delivered' THEN 1 ELSE 0 END) AS d,"
+                       " MAX(CASE WHEN event = 'bounce' THEN 1 ELSE 0 END) AS b, MAX(CASE WHEN event = 'open' THEN 1"
+                       " ELSE 0 END) AS o, MAX(CASE WHEN event = 'click' THEN 1 ELSE 0 END) AS c FROM sesmail_events"
+                       " GROUP BY message_id) INSERT INTO sesmail_stats_daily (day, sender, template_id, sent,"
+                       " delivered, hard_bounces, soft_bounces, complaints, unsubscribes, opens, clicks) SELECT"
+                       " FLOOR((s.created_at + 28800) / 86400), s.sender, s.template_id, COUNT(*), SUM(d), SUM(b), 0,"
+                       " 0, 0, SUM(o), SUM(c) FROM sesmail_sent s JOIN per ON per.message_id = s.message_id"
+                       " GROUP BY 1, 2, 3")
+        cursor.execute("ANALYZE")
+        seeded = time.perf_counter() - seeded
+        event = {"httpMethod": "GET", "path": "/stats", "headers": {"authorization": "Bearer dev-key"},
+                 "queryString": {"Days": "30"}, "body": ""}
+        times = []
+        with quiet_stdout():
+            for _ in range(10 if quick else 40):
+                start = time.perf_counter()
+                answer = module.main_handler(event, {"time_limit_in_ms": 30000, "request_id": "bench"})
+                times.append(time.perf_counter() - start)
+        assert answer["statusCode"] == 200, answer
+        total = sum(bucket["Sent"] for bucket in json.loads(answer["body"])["Buckets"])
+        assert total >= mails * 0.95, (total, mails)
+        median = statistics.median(times) * 1000
+        report(name, median, f"median of {len(times)} calls; seeded in {seeded:.1f} s", "≤ 50")
+    finally:
+        for connection in seeding:
+            connection.close()
+        drop()
+
+
 def figure_digest(quick: bool) -> None:
     """A digest's sustained SendEmail rate against an emulator that enforces SES's 20 requests/s
     with 50 ms latency, and the SES calls a 100,000-recipient personalised digest costs."""
@@ -571,6 +703,8 @@ def main() -> None:
         figure_handlers(seconds, emulator, powertools_s)
         figure_statements(emulator)
         figure_ingestion(seconds)
+        figure_aggregates_ingestion(args.quick)
+        figure_stats_query(args.quick)
         figure_digest(args.quick)
         figure_layer_size()
     finally:

@@ -162,6 +162,23 @@ def openapi() -> dict:
                                        "requestBody": body({"oneOf": [digest_item,
                                                                       {"type": "array", "items": digest_item}]}),
                                        "responses": answers(plain, 400, 401, 404)}},
+            "/stats": {"get": {
+                "summary": "statistics from the aggregates, per day, template, sender or domain", "security": keyed,
+                "parameters": [
+                    {"name": "Days", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 90}},
+                    {"name": "By", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["day", "template", "sender", "domain"]}},
+                    {"name": "Source", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["ses"]}}],
+                "responses": answers(plain, 400, 401, 403)}},
+            "/guard": {"get": {"summary": "the reputation guard's domains, the account as *, and their rates",
+                               "security": keyed, "responses": answers(plain, 400, 401, 403)}},
+            "/guard/{Domain}": {"delete": {
+                "summary": "lift the guard for a sender domain (or * for the account) for 24 hours", "security": keyed,
+                "parameters": [{"name": "Domain", "in": "path", "required": True,
+                                "schema": {"type": "string", "maxLength": 253}}],
+                "responses": answers(plain, 400, 401, 403)}},
             "/webhook": {"post": {"summary": "SES event callbacks (any path)", "security": [{"token": []}],
                                   "requestBody": body({"oneOf": [plain, {"type": "array", "items": plain}]}),
                                   "responses": answers(plain, 400, 403, 503)}},

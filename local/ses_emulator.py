@@ -59,7 +59,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import parse_qsl, urlsplit
 
-from . import delivery, mailpage, rendering, ses_auth, ses_schema
+from . import delivery, mailpage, rendering, ses_auth, ses_schema, statspage
 from .chaos import Chaos
 from .mailpage import TimerSource
 from .mailstore import MailStore
@@ -139,6 +139,7 @@ class SesEmulator:
         self.auth_clock: Callable[[], float] = time.time
         self.chaos = Chaos()  # the local stack and main() read SESMAIL_EMULATOR_CHAOS
         self.timer_source: Optional[TimerSource] = None
+        self.functions_url: Optional[str] = None  # the functions' gateway: the mail page's Stats tab asks it
         self.worker_paused = False  # tests that step through tasks call tick() themselves
         self._faults: list[dict[str, Any]] = []
         self._windows: dict[str, deque[float]] = {}
@@ -533,6 +534,13 @@ class SesEmulator:
 
     def local_request(self, method: str, target: str, headers: Any, body: bytes) -> _Reply:
         split = urlsplit(target)
+        # The mail page's "Stats" tab: the send function's dashboard, its calls passed to the functions.
+        parts = [part for part in split.path.split("/") if part]
+        stats_page = statspage.handle(self.functions_url, method, parts[1:], split.query, headers,
+                                      mailpage.PAGE_CSP) if parts[:1] == ["_local"] else None
+        if stats_page is not None:
+            status, ctype, payload, extra = stats_page
+            return _Reply(status, ctype, payload, headers=tuple(extra.items()))
         status, ctype, payload, extra = mailpage.handle(self.account, self.chaos, self.timer_source, method,
                                                         split.path, split.query, headers, body)
         return _Reply(status, ctype, payload, headers=tuple(extra.items()))

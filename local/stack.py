@@ -220,6 +220,7 @@ class Stack:
         url = os.environ.get("SESMAIL_EMULATOR_CALLBACK_URL", default_url).strip()
         emu.callback_url = url if url and url.lower() != "off" else None
         emu.timer_source = self
+        emu.functions_url = self.gateway.url  # the mail page's Stats tab asks the send function there
 
     # ---- lifecycle -----------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ def test_a_complete_config_file_passes():
 
 @pytest.mark.parametrize(("changes", "error"), [
     ({"Client": {}}, "sesmail.json: Client: is not a field of the config file; known: Senders, Templates,"
-                     " TemplateVariables, Digests, Clients, EventHook, Topics"),
+                     " TemplateVariables, Digests, Clients, EventHook, Guard, Topics"),
     ({"Clients.web.Sender": ["a@shop.example"]}, "sesmail.json: Clients.web.Sender: is not a field of a client's "
                                                  "policy; known: Scopes, Templates, Senders, ReplyTo, Headers, "
                                                  "Digests, Receivers, MaxRecipients, RequestsPerMinute, "

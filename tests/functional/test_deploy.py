@@ -68,7 +68,7 @@ def test_staging_writes_one_component_per_folder_layer_first(fake_layer, tmp_pat
     assert "deadLetter" not in staged_doc(staged[2].folder)["inputs"]
     assert any("no dead-letter queue" in line for line in lines)
     code = os.path.join(staged[1].folder, "code")
-    assert sorted(os.listdir(code)) == ["index.py", "sesmail.json", "templates"]
+    assert sorted(os.listdir(code)) == ["index.py", "sesmail.json", "static", "templates"]  # static: the dashboard
     assert "welcome.html" in os.listdir(os.path.join(code, "templates"))
     with open(os.path.join(code, "sesmail.json"), encoding="utf-8") as staged_config, \
             open(os.path.join(ROOT, "sesmail.json"), encoding="utf-8") as config:

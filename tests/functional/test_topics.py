@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -217,6 +218,27 @@ def test_one_click_stores_an_event_that_the_message_history_shows(handlers, ses_
     assert len(clicks) == 1
     assert clicks[0]["Event"] == "unsubscribe" and clicks[0]["Topic"] == "news"
     assert clicks[0]["Email"] == READER
+
+
+def test_one_click_counts_once_in_the_statistics_unsubscribes(handlers, ses_fake):
+    token = sent_token(handlers, ses_fake)
+    message_id = ses_fake.sent[-1]["MessageId"]
+    assert one_click(handlers, token)[0] == 200
+    assert one_click(handlers, token)[0] == 200
+
+    def unsubscribes() -> dict:
+        status, body = answer(handlers["send"](http_event(None, method="GET", path="/stats",
+                                                          query={"By": "sender"}), context()))
+        assert status == 200
+        return {b["Key"]: b["Unsubscribes"] for b in body["Buckets"]}
+
+    assert unsubscribes() == {"noreply@mail.example.com": 1}
+    # SES's own unsubscribe event for the same mail and reader adds nothing more.
+    result = handlers["webhook"](http_event([{"event": "unsubscribe", "email": READER, "bulkId": message_id,
+                                              "timestamp": int(time.time())}], path="/webhook", key=None,
+                                            query={"token": "hook-secret-1"}), context())
+    assert result["statusCode"] == 200, result
+    assert unsubscribes() == {"noreply@mail.example.com": 1}
 
 
 def test_one_click_is_never_a_redirect_and_needs_the_rfc_body(handlers, ses_fake):

@@ -194,7 +194,7 @@ def test_a_store_outage_answers_503_and_stores_nothing(webhook, monkeypatch):
         raise StoreUnavailable("the database is unavailable")
 
     with monkeypatch.context() as patch:  # undone alone: the environment stays the test's
-        patch.setattr(store.sql.SqlStore, "insert_events", down)
+        patch.setattr(store.sql.SqlStore, "ingest_events", down)
         status, body = post(webhook, fixture("ses-callback-delivered-2020.json"))
     assert (status, body["Error"]["Code"]) == (503, "ResourceUnavailable.Store")
     assert event_count() == 0
@@ -269,7 +269,7 @@ def test_a_store_outage_during_an_array_with_bad_items_answers_503_and_stores_no
         raise StoreUnavailable("the database is unavailable")
 
     with monkeypatch.context() as patch:  # undone alone: the environment stays the test's
-        patch.setattr(store.sql.SqlStore, "insert_events", down)
+        patch.setattr(store.sql.SqlStore, "ingest_events", down)
         status, body = post(webhook, [good(1), 7, good(2)])
     assert (status, body["Error"]["Code"]) == (503, "ResourceUnavailable.Store")
     assert event_count() == 0

@@ -28,7 +28,8 @@ HOW_TO = {
               f"(now {MYSQL_URL})"),
 }
 TABLES = ("sesmail_events", "sesmail_suppressions", "sesmail_sent", "sesmail_idempotency", "sesmail_tasks",
-          "sesmail_digest_items", "sesmail_leases", "sesmail_lists")
+          "sesmail_digest_items", "sesmail_leases", "sesmail_lists", "sesmail_stats_daily", "sesmail_stats_hourly",
+          "sesmail_stats_marks", "sesmail_guard")
 
 
 def _with_database(url: str, database: str) -> str:

@@ -402,8 +402,10 @@ def test_purge_deletes_only_what_has_expired(store, backend):
     # a lease is kept an hour past its expiry: windows that began before it may still be open
     store.take_leases([f"{1:064x}"], "a", NOW - 3601, 0)
     store.take_leases([f"{2:064x}"], "a", NOW - 3599, 0)
-    assert store.purge(NOW, NOW - 50) == {"Idempotency": 1, "Events": 1, "Sent": 1, "DigestItems": 1, "Leases": 1}
-    assert store.purge(NOW, NOW - 50) == {"Idempotency": 0, "Events": 0, "Sent": 0, "DigestItems": 0, "Leases": 0}
+    assert store.purge(NOW, NOW - 50) == {"Idempotency": 1, "Events": 1, "Sent": 1, "DigestItems": 1, "Leases": 1,
+                                          "StatsMarks": 0, "GuardHours": 0}
+    assert store.purge(NOW, NOW - 50) == {"Idempotency": 0, "Events": 0, "Sent": 0, "DigestItems": 0, "Leases": 0,
+                                          "StatsMarks": 0, "GuardHours": 0}
     assert store.idem_get("web", "new") and store.sent_message_ids(["m-new"]) == {"m-new"}
     assert backend.count("sesmail_events") == 1
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import idempotency, leases, log, policy, rules, topics, validation
+from .addresses import bare_address
 from .errors import NotFound, OutcomeUnknown, SesmailError, StoreUnavailable, Unavailable
 from .http import Call, Response
 
@@ -26,10 +27,11 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .deadline import Deadline
-    from .store import LeaseStore, SuppressionStore, TaskStore
+    from .store import LeaseStore, StatsStore, SuppressionStore, TaskStore
 
-    class BatchStore(LeaseStore, TaskStore, Protocol):
-        """What a batch run writes: the leases on a caller's list, our lists and tasks."""
+    class BatchStore(LeaseStore, TaskStore, StatsStore, Protocol):
+        """What a batch run writes: the leases on a caller's list, our lists and tasks, the mails
+        its tasks sent (statistics)."""
 
 __all__ = ["LIST_MAX", "ROWS_PER_UPLOAD", "UPLOAD_MAX_BYTES", "BatchRun", "batch_send", "list_chunks", "run_batch",
            "task_status"]
@@ -139,6 +141,7 @@ class BatchRun:
                                    " before a later step failed", task_ids, exc) from exc
             task_ids.append(task_id)
             self._record(task_id, receiver_id, owned=True)
+            self._count_sent(len(chunk))
             if claim is not None:
                 try:
                     claim.progress(Tasks=dict(claim.attempt.get("Tasks") or {}, **{str(index): task_id}))
@@ -198,6 +201,14 @@ class BatchRun:
             self.store.record_task(task_id, receiver_id, self.client, self.params["Subject"], owned, time.time())
         except StoreUnavailable:
             log.error("a batch task could not be recorded", TaskId=task_id)
+
+    def _count_sent(self, count: int) -> None:
+        """A task's recipients in the statistics (the sent log lists no MessageId for them)."""
+        try:
+            self.store.count_sent(bare_address(self.params["FromEmailAddress"]), self.params["Template"]["TemplateID"],
+                                  count, time.time())
+        except StoreUnavailable:
+            log.error("a batch task's mails could not be counted", Recipients=count)
 
     def _build_list(self, chunk: list[dict], claim: idempotency.Claim | None, index: int) -> int:
         """A ready recipient list holding exactly `chunk`; rebuilt once if an upload's outcome is
@@ -430,6 +441,10 @@ def run_batch(call: Call, client: str, payload: Any, scope: str, key: str | None
                            lambda receiver_id: call.store.owns_list(receiver_id, client),
                            lambda receiver_id: _list_size(settings, deadline, receiver_id))
     audience = topics.apply_to_batch(settings, params)  # its Topic: what suppressions count (docs/topics.md)
+    # Batches are marketing mail: refused while the reputation guard holds their domain back.
+    from . import guard
+
+    guard.check(settings, call.store, bare_address(params["FromEmailAddress"]))
     recipients = params.pop("Recipients", None)
     skipped: list[str] = []
     positions: list[int] | None = None

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_CLIENT", "DIGEST_CLIENT", "FILE_SCHEMA", "SCOPES", "ConfigError", "Settings", "check_file", "load",
-           "reset"]
+__all__ = ["DEFAULT_CLIENT", "DIGEST_CLIENT", "FILE_SCHEMA", "GUARD_DEFAULTS", "SCOPES", "ConfigError", "Settings",
+           "check_file", "load", "reset"]
 
 # Keys given without a client name share this scope: keys with no policy share one.
 DEFAULT_CLIENT = "default"
@@ -142,6 +142,8 @@ class Settings:
         variables = self.file.get("TemplateVariables") or {}
         self.template_variables: dict[str, list[str]] = {str(k): list(v) for k, v in variables.items()}
         self.event_hook: str | None = self.file.get("EventHook")
+        # The reputation guard's limits (docs/deliverability.md#the-reputation-guard).
+        self.guard: dict[str, Any] = dict(GUARD_DEFAULTS, **(self.file.get("Guard") or {}))
         # Topics and one-click unsubscribe (docs/topics.md): on when both settings are present.
         from .topics import read_settings
 
@@ -320,6 +322,25 @@ DIGEST: dict[str, _Check] = {
     "Topic": _topic_name,
 }
 
+
+def _fraction(value: Any, path: str, context: dict) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise _fail(context, path, "must be a number between 0 and 1 (0.05 is 5 %)")
+
+
+# The reputation guard's defaults (docs/deliverability.md#the-reputation-guard): "a good bounce rate
+# should not exceed 5%" (https://www.tencentcloud.com/document/product/1084/42369), and mailbox
+# providers ask bulk senders to keep spam reports under 0.3 %.
+GUARD_DEFAULTS: dict[str, Any] = {"BounceRate": 0.05, "ComplaintRate": 0.003, "MinVolume": 500, "MinEvents": 3,
+                                  "WindowHours": 24}
+GUARD: dict[str, _Check] = {
+    "BounceRate": _fraction,
+    "ComplaintRate": _fraction,
+    "MinVolume": _integer(1, 100_000_000),
+    "MinEvents": _integer(1, 1_000_000),
+    "WindowHours": _integer(1, 168),
+}
+
 # A topic readers can unsubscribe from (docs/topics.md): its name and how the preference page shows it.
 _TOPIC_TEXT = {"DisplayName": _string(), "Description": _text}
 TOPIC: dict[str, _Check] = dict(_TOPIC_TEXT, Translations=_map(
@@ -339,6 +360,7 @@ FILE_SCHEMA: dict[str, _Check] = {
         "client name -> policy", _CLIENT_NAME, "a client's name is 1 to 64 letters, digits, - or _ "
         "(as before `=` in SESMAIL_API_KEYS)"),
     "EventHook": _string("must be \"module:function\"", re.compile(r"[\w.]+:\w+")),
+    "Guard": _object(GUARD, "the reputation guard's limits"),
     "Topics": _map(_object(TOPIC, "a topic", required={"DisplayName": "is required"}), "topic name -> topic",
                    re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}"), "a topic's name is 1 to 32 letters, digits, - or _"),
 }

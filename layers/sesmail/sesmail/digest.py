@@ -236,7 +236,8 @@ class _Sender:
             return
         message_id = str(reply.get("MessageId") or "")
         self.store.record_sent(message_id, config.DIGEST_CLIENT, self.sender, [email], time.time(),
-                               carrier_ref(self.name, self.run_key, email), release=lease.release_with)
+                               carrier_ref(self.name, self.run_key, email), release=lease.release_with,
+                               template_id=self.base["Template"]["TemplateID"])
         self.store.finish_digest_items(self.name, email, self.run_key, "sent", message_id)
         self._count("Sent")
 
@@ -329,6 +330,13 @@ def run(call: Call, name: str, trigger: str, fired_at: str) -> dict:
             list(pool.map(sender.send, emails))
         return dict(sender.counts, Digest=name, Recipients=len(emails))
 
+    if definition.get("TriggerType", 0) != 1:
+        # Marketing mail: refused while the reputation guard holds its domain back (sesmail.guard).
+        # The items stay queued for a later run.
+        from . import guard
+
+        guard.check(settings, call.store, bare_address(definition.get("FromEmailAddress") or settings.default_sender
+                                                       or ""))
     idem = idempotency.Idempotency(call.store, f"timer:{trigger}"[:64], fired_at,
                                    call.deadline.limit_s, settings.idempotency_ttl)
     # No resolver: the items carry their own state, so a dead run is simply taken over and finished.

@@ -53,8 +53,8 @@ def error_response(error: SesmailError, request_id: str) -> dict:
 
 
 class Response:
-    """What a route returns: a status, a JSON body (or a page's text, its type in `headers`) and
-    extra headers."""
+    """What a route returns: a status, a JSON body (or, as text, a page or its script and style, its
+    type named by `headers`' Content-Type) and extra headers."""
 
     __slots__ = ("body", "headers", "status")
 

@@ -75,6 +75,7 @@ class Lease:
         # an attempt with a stored record must move its start there before calling SES.
         self.restarted = restarted
         self.suppressed: dict[str, dict] = {}  # what acquire(suppression=…) found
+        self.guard: dict[str, dict] | None = None  # the reputation guard's window, when asked (sesmail.guard)
 
     @property
     def release_with(self) -> tuple[list[str], str, float]:
@@ -113,17 +114,16 @@ class Lease:
 
 
 def acquire(store: LeaseStore, keys: list[str], owner: str, hold_s: float, deadline: Deadline,
-            window_start: float | None = None,
-            suppression: tuple[list[str], bool | str, dict] | None = None) -> Lease:
+            window_start: float | None = None, suppression: tuple | None = None) -> Lease:
     """Take the leases until `hold_s` (the attempt's whole time limit: a run that dies keeps them
     until then) plus the margin from now. A lease in the way must have expired by the start of our
     window (`window_start`, default now), or our window would overlap the other attempt's. Waits
     while another attempt holds one, at most WAIT_S and never past the deadline; then raises
     RecipientBusy (nothing was sent).
 
-    `suppression` = (addresses, marketing, erasure hashes) asks the suppression list in the same
-    statement: when one is suppressed, the lease comes back at once with `suppressed` set (and
-    held or not: release() it either way)."""
+    `suppression` = (addresses, marketing or a topic's scope, erasure hashes) asks the suppression
+    list in the same statement: when one is suppressed, the lease comes back at once with
+    `suppressed` set (and held or not: release() it either way)."""
     start = time.time() if window_start is None else window_start
     restarted = False
     pause = _POLL_FIRST_S
@@ -131,16 +131,23 @@ def acquire(store: LeaseStore, keys: list[str], owner: str, hold_s: float, deadl
     while True:
         now = time.time()
         until = now + hold_s + MARGIN_S
+        window = None
         if suppression is not None:
-            found, blocked = store.admit(*suppression, keys, owner, until, start)
+            # A fourth member, (sender domain, first hour), asks the reputation guard's window too.
+            emails, marketing, hashes, *guard = suppression
+            found, blocked, *asked = store.admit(emails, marketing, hashes, keys, owner, until, start,
+                                                 guard=guard[0] if guard else None)
+            window = asked[0] if asked else None
             if found:
                 lease = Lease(store, keys if blocked is None else [], owner, start, restarted)
-                lease.suppressed = found
+                lease.suppressed, lease.guard = found, window
                 return lease
         else:
             blocked = store.take_leases(keys, owner, until, start)
         if blocked is None:
-            return Lease(store, keys, owner, start, restarted)
+            lease = Lease(store, keys, owner, start, restarted)
+            lease.guard = window
+            return lease
         blocked_until, in_flight = blocked
         if blocked_until <= now:
             start, restarted = now, True  # expired since our window began: begin it again, now

@@ -187,7 +187,11 @@ def one_click(call: Call) -> Response:
            "message_id": message_id, "email": reader.address, "event": "unsubscribe", "event_time": int(now),
            "details": details, "raw": json.dumps(details, separators=(",", ":")), "polled": False,
            "stored_at": now, "expires_at": now + settings.event_ttl, "smtp_message_id": None}
-    stored = store.insert_events([row])
+    # Counted in the statistics' Unsubscribes like SES's own (once per mail and address: an SES
+    # unsubscribe event for the same mail adds nothing more).
+    from . import stats
+
+    stored, _ = store.ingest_events([row], stats.facts(settings, [{}], [row], now))
     log.note(OneClick=True, Topic=reader.topic, Email=log.mask(reader.address), Stored=stored)
     if stored:
         from .webhook import _run_hook

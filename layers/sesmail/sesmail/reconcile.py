@@ -12,17 +12,17 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from . import events, log, rules
+from . import events, log, rules, stats
 
 if TYPE_CHECKING:
     from typing import Protocol
 
     from .config import Settings
     from .deadline import Deadline
-    from .store import EventStore, SentLog
+    from .store import EventStore, SentLog, StatsStore
 
-    class ReconcileStore(SentLog, EventStore, Protocol):
-        """What reconciliation reads (the sent log) and writes (polled events)."""
+    class ReconcileStore(SentLog, EventStore, StatsStore, Protocol):
+        """What reconciliation reads (the sent log) and writes (polled events, counted in the statistics)."""
 
 __all__ = ["run"]
 
@@ -83,9 +83,12 @@ def run(settings: Settings, deadline: Deadline, store: ReconcileStore, now: floa
             found = [row for row in rows if row.get("MessageId") in pending]
             if found:
                 stored_at = time.time()
+                callbacks = [event for row in found for event in _polled_events(row)]
                 polled = [events.normalise(event, event, stored_at, settings.event_ttl, polled=True)
-                          for row in found for event in _polled_events(row)]
-                counts["Stored"] += store.insert_events(polled) if polled else 0
+                          for event in callbacks]
+                # Counted in the statistics as callbacks are; a mail a callback already told is not again.
+                counts["Stored"] += store.ingest_events(polled, stats.facts(settings, callbacks, polled,
+                                                                            stored_at))[0] if polled else 0
                 pending -= {row["MessageId"] for row in found
                             if row.get("DeliverStatus") in (1, 2, 3) or row.get("SendStatus") not in (0, None)}
             if len(rows) < PAGE:

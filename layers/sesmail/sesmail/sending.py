@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
-from . import config, leases, log, policy, rules, topics, validation
+from . import config, guard, leases, log, policy, rules, topics, validation
 from . import events as events_module
 from .addresses import address_hash, bare_address
 from .errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
@@ -87,7 +87,7 @@ class _Attempt:
     def described(self) -> dict:
         """What the idempotency record keeps of this attempt to resolve a doubt about it."""
         return {"Action": "SendEmail", "Sender": self.sender, "Destination": self.destination,
-                **self.mail.remembered()}
+                "TemplateID": params_template(self.mail.params), **self.mail.remembered()}
 
     def send(self, claim: Claim | None = None) -> dict:
         call, settings, params = self.call, self.call.settings, self.mail.params
@@ -97,12 +97,21 @@ class _Attempt:
             policy.count_send(settings, call.client,
                               [(name, params.get(name) or []) for name in ("Destination", "Cc", "Bcc")])
         bare = sorted(set(self.bare_recipients))
+        # Marketing mail (a topic's too) asks the reputation guard as well, in the same statement
+        # (sesmail.guard).
+        admission = (bare, self.audience, _hashes(settings, bare),
+                     guard.probe(settings, self.sender, bool(self.audience)))
         lease = leases.acquire(self.store, self.lease_keys, self.owner, call.deadline.limit_s, call.deadline,
-                               float(claim.attempt["Started"]) if claim is not None else None,
-                               (bare, self.audience, _hashes(settings, bare)))
+                               float(claim.attempt["Started"]) if claim is not None else None, admission)
         if lease.suppressed:
             lease.release()
             refuse_suppressed(params, lease.suppressed)
+        if lease.guard is not None:
+            try:
+                guard.enforce(settings, self.store, guard.domain_of(self.sender), lease.guard)
+            except BaseException:
+                lease.release()  # refused before SES: nothing was sent
+                raise
         self.lease = lease
         with lease.calling(claim):
             message_id = self.transport.send(self.mail, call.deadline)
@@ -115,13 +124,20 @@ class _Attempt:
         try:
             self.store.record_sent(body["MessageId"], self.call.client, self.sender,
                                    self.bare_recipients, time.time(), self.ref,
-                                   release=self.lease.release_with if self.lease is not None else None)
+                                   release=self.lease.release_with if self.lease is not None else None,
+                                   template_id=params_template(self.mail.params))
         except StoreUnavailable:
             log.error("a sent message could not be recorded", MessageId=body["MessageId"])
         return body
 
     def resolve(self, described: dict) -> Decision:
         return _resolve_send(self.call, self.store, described, self.ref)
+
+
+def params_template(params: dict) -> int | None:
+    """A SendEmail's TemplateID (what its statistics are filed under)."""
+    template = params.get("Template")
+    return template.get("TemplateID") if isinstance(template, dict) else None
 
 
 _SUPPRESSED_CODES = {"all": "FailedOperation.EmailAddrInBlacklist",
@@ -180,7 +196,8 @@ def _resolve_send(call: Call, store: SentLog, attempt: dict, ref: str | None) ->
             # Matched by sender, recipient and time only; a mail whose id was chosen before sending
             # (SMTP's Message-ID, which SES's row does not carry) answers with that id.
             message_id = doubt_answer(attempt, str(row["MessageId"]))
-            if _adopt(store, message_id, call.client, attempt["Sender"], attempt["Destination"], ref):
+            if _adopt(store, message_id, call.client, attempt["Sender"], attempt["Destination"], ref,
+                      attempt.get("TemplateID")):
                 return Decision(Decision.SENT, {"MessageId": message_id})
     waited = time.time() - ended
     if waited >= settings.settle_seconds:
@@ -188,10 +205,11 @@ def _resolve_send(call: Call, store: SentLog, attempt: dict, ref: str | None) ->
     return Decision(Decision.UNKNOWN, retry_after=settings.settle_seconds - waited)
 
 
-def _adopt(store: SentLog, message_id: str, client: str, sender: str, recipients: list[str], ref: str | None) -> bool:
+def _adopt(store: SentLog, message_id: str, client: str, sender: str, recipients: list[str], ref: str | None,
+           template_id: int | None = None) -> bool:
     """Claim a status row's MessageId for this attempt: an insert-if-absent into the sent log, so
     two resolvers can never both adopt one mail. True when it is ours (now, or already)."""
-    if store.record_sent(message_id, client, sender, recipients, time.time(), ref):
+    if store.record_sent(message_id, client, sender, recipients, time.time(), ref, template_id=template_id):
         return True
     return ref is not None and store.sent_ref(message_id) == ref
 

@@ -13,13 +13,13 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import events, log
-from .errors import Forbidden
+from .errors import Forbidden, StoreUnavailable
 from .http import Call, Response
 
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["probe", "receive"]
+__all__ = ["call_hook", "probe", "receive"]
 
 
 def _check_token(call: Call) -> None:
@@ -71,7 +71,17 @@ def receive(call: Call) -> Response:
             suppression = events.suppression_for(row)
             if suppression:
                 store.suppress(row["email"], suppression[0], suppression[1], "callback", now)
-        stored = store.insert_events(rows)  # one statement for the whole array (per 90 rows)
+        # One statement for the whole array (per 90 rows), the statistics with it (sesmail.stats).
+        from . import stats
+
+        stored, counted = store.ingest_events(rows, stats.facts(settings, [f for _, f in callbacks], rows, now))
+        if counted:  # hard bounces or spam reports: the reputation guard may trip
+            from . import guard
+
+            try:
+                guard.overview(settings, store, now)
+            except StoreUnavailable:  # the events are stored; the next look at the guard announces it
+                log.warning("the reputation guard could not be reviewed after storing events")
     # An unknown event name is the sender's free text (it could be an address): not logged.
     log.note(Events=len(rows), Stored=stored, Rejected=len(rejected),
              Names=sorted({row["event"] if row["event"] in events.KNOWN_EVENTS else "(other)" for row in rows}))
@@ -93,17 +103,7 @@ def _run_hook(settings: Settings, rows: list[dict]) -> None:
     are stored, so that its failure can never lose one. At least once: in the rare array that
     mixes new and already-stored events, every event of the array is passed; `EventKey` lets the
     hook tell repeats apart."""
-    name = settings.event_hook
-    if not name:
-        return
-    if name not in _hooks:
-        module, _, attribute = name.partition(":")
-        try:
-            _hooks[name] = getattr(importlib.import_module(module), attribute)
-        except Exception as exc:
-            log.error("EventHook could not be loaded", Hook=name, Error=type(exc).__name__)
-            _hooks[name] = None
-    hook = _hooks[name]
+    hook = _hook(settings)
     if hook is None:
         return
     for row in rows:
@@ -113,5 +113,30 @@ def _run_hook(settings: Settings, rows: list[dict]) -> None:
         try:
             hook(event)
         except Exception as exc:
-            log.error("EventHook failed; the event is stored", Hook=name, Error=type(exc).__name__,
+            log.error("EventHook failed; the event is stored", Hook=settings.event_hook, Error=type(exc).__name__,
                       Email=log.mask(row["email"]))
+
+
+def _hook(settings: Any) -> Callable[[dict], Any] | None:
+    """The config file's `EventHook`, imported once per container (None when unset or broken)."""
+    name = settings.event_hook
+    if not name:
+        return None
+    if name not in _hooks:
+        module, _, attribute = name.partition(":")
+        try:
+            _hooks[name] = getattr(importlib.import_module(module), attribute)
+        except Exception as exc:
+            log.error("EventHook could not be loaded", Hook=name, Error=type(exc).__name__)
+            _hooks[name] = None
+    return _hooks[name]
+
+
+def call_hook(settings: Any, event: dict) -> None:
+    """Pass one event of our own (the reputation guard's) to `EventHook`; its failure is logged."""
+    hook = _hook(settings)
+    if hook is not None:
+        try:
+            hook(event)
+        except Exception as exc:
+            log.error("EventHook failed", Hook=settings.event_hook, Error=type(exc).__name__)

@@ -23,6 +23,7 @@ from .protocols import (
     LeaseStore,
     RetentionStore,
     SentLog,
+    StatsStore,
     Store,
     SuppressionStore,
     TaskStore,
@@ -31,8 +32,8 @@ from .protocols import (
 if TYPE_CHECKING:
     from .database import Dialect
 
-__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "SentLog", "Store",
-           "StoreUnavailable", "SuppressionStore", "TaskStore", "new_store", "open_store", "reset"]
+__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "SentLog", "StatsStore",
+           "Store", "StoreUnavailable", "SuppressionStore", "TaskStore", "new_store", "open_store", "reset"]
 
 _stores: dict[str, Store] = {}
 

@@ -29,6 +29,16 @@ class EventsSql(Database):
         concurrent deliveries of one event end as one row). All rows or none: one transaction.
         A callback without an address has `email` "" (the column is NOT NULL; message_events
         gives it back as None). Returns how many rows were new."""
+        values = self._event_values(rows)
+        if not values:
+            return 0
+        # A single chunk is one statement, atomic by itself: no BEGIN/COMMIT round trips needed.
+        return self._run(lambda cursor: self._insert_event_values(cursor, values), transaction=len(values) > CHUNK)
+
+    @staticmethod
+    def _event_values(rows: list[dict]) -> list[tuple]:
+        """insert_events' rows as column values, each event once, in key order: two batches sharing
+        events lock them in the same order, so they cannot deadlock."""
         unique: dict[str, tuple] = {}
         for row in rows:
             if row["event_id"] not in unique:
@@ -37,21 +47,16 @@ class EventsSql(Database):
                     row["event_id"], row["message_id"], email.lower() if isinstance(email, str) else email,
                     row["event"], row["event_time"], compact_json(row["details"]), row["raw"],
                     int(bool(row["polled"])), row["stored_at"], row["expires_at"], row.get("smtp_message_id"))
-        if not unique:
-            return 0
-        # Key order: two batches sharing events lock them in the same order, so they cannot deadlock.
-        values = [unique[event_id] for event_id in sorted(unique)]
+        return [unique[event_id] for event_id in sorted(unique)]
 
-        def work(cursor: Any) -> int:
-            new = 0
-            for start in range(0, len(values), CHUNK):
-                chunk = values[start:start + CHUNK]
-                cursor.execute(self._insert_events_sql(len(chunk)), tuple(value for row in chunk for value in row))
-                new += max(cursor.rowcount, 0)
-            return new
-
-        # A single chunk is one statement, atomic by itself: no BEGIN/COMMIT round trips needed.
-        return self._run(work, transaction=len(values) > CHUNK)
+    def _insert_event_values(self, cursor: Any, values: list[tuple]) -> int:
+        """Store `values` (_event_values'), CHUNK rows per statement; how many were new."""
+        new = 0
+        for start in range(0, len(values), CHUNK):
+            chunk = values[start:start + CHUNK]
+            cursor.execute(self._insert_events_sql(len(chunk)), tuple(value for row in chunk for value in row))
+            new += max(cursor.rowcount, 0)
+        return new
 
     def _insert_events_sql(self, rows: int) -> str:
         """The multi-row INSERT for `rows` events, built once per size (the webhook's hot path)."""

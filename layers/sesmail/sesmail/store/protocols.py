@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "SentLog", "Store",
-           "SuppressionStore", "TaskStore"]
+__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "SentLog", "StatsStore",
+           "Store", "SuppressionStore", "TaskStore"]
 
 
 class IdempotencyStore(Protocol):
@@ -40,8 +40,9 @@ class LeaseStore(Protocol):
         ...
 
     def admit(self, emails: list[str], marketing: bool | str, hashes: dict[str, str], keys: list[str], owner: str,
-              until: float, free_before: float) -> tuple[dict[str, dict], tuple[float, bool] | None]:
-        """(SuppressionStore.suppressions_for, take_leases) in one round trip where the database can."""
+              until: float, free_before: float, guard: tuple[str, int] | None = None) -> tuple:
+        """(SuppressionStore.suppressions_for, take_leases) in one round trip where the database can;
+        with `guard` (sender domain, first hour), StatsStore.guard_window's answer third."""
         ...
 
     def doubt_leases(self, keys: list[str], owner: str, until: float) -> None: ...
@@ -73,8 +74,10 @@ class SentLog(Protocol):
     """Every MessageId SES gave us, with its client, sender, recipients and Idempotency-Key."""
 
     def record_sent(self, message_id: str, client: str, sender: str, recipients: list[str], now: float,
-                    idem_ref: str | None = None, release: tuple[list[str], str, float] | None = None) -> bool:
-        """False when the MessageId was logged already; `release` gives leases back with it."""
+                    idem_ref: str | None = None, release: tuple[list[str], str, float] | None = None,
+                    template_id: int | None = None) -> bool:
+        """False when the MessageId was logged already; `release` gives leases back with it. A
+        mail logged is counted in the statistics (StatsStore)."""
         ...
 
     def sent_ref(self, message_id: str) -> str | None: ...
@@ -155,8 +158,30 @@ class RetentionStore(Protocol):
     def erase_address(self, email: str, hashed: str) -> dict: ...
 
 
+class StatsStore(Protocol):
+    """The statistics' aggregates and the reputation guard's hourly buckets and states
+    (docs/deliverability.md)."""
+
+    def ingest_events(self, rows: list[dict], facts: list[tuple]) -> tuple[int, int]:
+        """EventStore.insert_events, and the aggregates for `facts` (sesmail.stats.facts): (new
+        events, hard bounces and spam reports counted)."""
+        ...
+
+    def count_sent(self, sender: str, template_id: int | None, count: int, now: float) -> None: ...
+
+    def stats_rows(self, first_day: int, last_day: int, by: str) -> list[tuple]: ...
+
+    def guard_window(self, domain: str, since_hour: int) -> dict[str, dict]: ...
+
+    def guard_overview(self, since_hour: int) -> tuple[dict[str, dict], dict[str, tuple[bool, float]]]: ...
+
+    def guard_flip(self, domain: str, tripped: bool, now: float) -> bool: ...
+
+    def guard_lift(self, domain: str, until: float, now: float) -> bool: ...
+
+
 class Store(IdempotencyStore, LeaseStore, SuppressionStore, SentLog, EventStore, TaskStore, DigestStore,
-            RetentionStore, Protocol):
+            RetentionStore, StatsStore, Protocol):
     """Every concern over one database connection (what `open_store` returns)."""
 
     def close(self) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .database import Database
+from .stats import StatsSql
 from .suppressions_sql import HASHED_PREFIX, INSERT_SUPPRESSION, UPSERT_SUPPRESSION
 
 __all__ = ["RetentionSql"]
@@ -22,7 +22,7 @@ def _like_contains(text: str) -> str:
     return "%" + text + "%"
 
 
-class RetentionSql(Database):
+class RetentionSql(StatsSql):
     def purge(self, now: float, sent_before: float) -> dict:
         """Delete what has expired (personal data has an end). Each DELETE by itself, on its own
         index: one long transaction would hold locks against the webhook's inserts."""
@@ -35,6 +35,7 @@ class RetentionSql(Database):
                 # A lease's expiry bounds windows that began at most a function's time limit ago.
                 ("Leases", "DELETE FROM sesmail_leases WHERE expires_at < ?", now - 3600)):
             counts[name] = self._execute(sql, (bound,))
+        counts.update(self._purge_stats(now))
         return counts
 
     def erase_address(self, email: str, hashed: str) -> dict:

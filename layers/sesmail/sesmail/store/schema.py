@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DDL", "MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The version table is created outside the numbered steps: it is what records them. One row,
 # pinned by its primary key, so two instances bootstrapping at once cannot insert two.
@@ -149,6 +149,44 @@ MIGRATIONS: list[list[str]] = [
         # Topic unsubscribes (docs/topics.md) are suppressions under the scope `topic:<name>` (names
         # of up to 32 characters): the scope column grows. SQLite does not enforce VARCHAR lengths.
         "{widen_scope}",
+    ],
+    [
+        # Statistics and the reputation guard (store/stats.py, docs/deliverability.md): the
+        # TemplateID in the sent log (what a callback's statistics are filed under); per Beijing day
+        # (day number since 1970-01-01 in UTC+8), sender address and TemplateID (0: unknown) what was
+        # sent and what became of it; per hour (Unix hour number) and sender domain what the guard
+        # weighs; the marks of what was counted (a keyed hash per metric and mail, no address); and
+        # per domain (and "*", the account) the guard's announced state and an admin's lift.
+        "ALTER TABLE sesmail_sent ADD {add_column}template_id BIGINT",
+        """CREATE TABLE IF NOT EXISTS sesmail_stats_daily (
+            day INTEGER NOT NULL,
+            sender VARCHAR(320) NOT NULL,
+            template_id BIGINT NOT NULL,
+            sent BIGINT NOT NULL,
+            delivered BIGINT NOT NULL,
+            hard_bounces BIGINT NOT NULL,
+            soft_bounces BIGINT NOT NULL,
+            complaints BIGINT NOT NULL,
+            unsubscribes BIGINT NOT NULL,
+            opens BIGINT NOT NULL,
+            clicks BIGINT NOT NULL,
+            PRIMARY KEY (day, sender, template_id)){options}""",
+        """CREATE TABLE IF NOT EXISTS sesmail_stats_hourly (
+            hour BIGINT NOT NULL,
+            domain VARCHAR(255) NOT NULL,
+            sent BIGINT NOT NULL,
+            hard_bounces BIGINT NOT NULL,
+            complaints BIGINT NOT NULL,
+            PRIMARY KEY (hour, domain)){options}""",
+        """CREATE TABLE IF NOT EXISTS sesmail_stats_marks (
+            mark CHAR(32) NOT NULL PRIMARY KEY,
+            expires_at DOUBLE PRECISION NOT NULL){options}""",
+        "CREATE INDEX {if_not_exists}sesmail_stats_marks_expires ON sesmail_stats_marks (expires_at)",
+        """CREATE TABLE IF NOT EXISTS sesmail_guard (
+            domain VARCHAR(255) NOT NULL PRIMARY KEY,
+            tripped INTEGER NOT NULL,
+            lifted_until DOUBLE PRECISION NOT NULL,
+            changed_at DOUBLE PRECISION NOT NULL){options}""",
     ],
 ]
 

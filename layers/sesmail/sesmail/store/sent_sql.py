@@ -7,33 +7,40 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .database import Database, marks
+from .database import marks
 from .leases_sql import GIVE_BACK
 from .retention_sql import _LIKE_ESCAPE, _like_contains
+from .stats import StatsSql
 
 __all__ = ["SentLogSql"]
 
-_INSERT = ("INSERT INTO sesmail_sent (message_id, client, sender, recipients, idem_ref, created_at)"
-           " VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT = ("INSERT INTO sesmail_sent (message_id, client, sender, recipients, idem_ref, created_at, template_id)"
+           " VALUES (?, ?, ?, ?, ?, ?, ?)")
 
 
-class SentLogSql(Database):
+class SentLogSql(StatsSql):
     def record_sent(self, message_id: str, client: str, sender: str, recipients: list[str], now: float,
-                    idem_ref: str | None = None, release: tuple[list[str], str, float] | None = None) -> bool:
+                    idem_ref: str | None = None, release: tuple[list[str], str, float] | None = None,
+                    template_id: int | None = None) -> bool:
         """Log a MessageId SES assigned, if absent: False when it is logged already (so adopting a
         status row is an insert-if-absent: at most one request adopts it). `idem_ref` ties it to
         the Idempotency-Key that sent it; `release` = (lease keys, owner, window start) are given
-        back with it, in the same statement on PostgreSQL."""
-        row = (message_id, client, sender, json.dumps(recipients), idem_ref, now)
+        back with it, in the same statement on PostgreSQL. A mail logged is counted in the
+        statistics (store/stats.py), in the same statement on PostgreSQL."""
+        row = (message_id, client, sender, json.dumps(recipients), idem_ref, now, template_id)
         keys, owner, window_start = release if release else ([], "", 0.0)
         release_sql = GIVE_BACK + marks(len(keys)) + ")"
         name = self.dialect.name
 
         def work(cursor: Any) -> bool:
-            if name == "postgresql" and keys:
-                cursor.execute(self._q("WITH released AS (" + release_sql + ") " + _INSERT
-                                       + " ON CONFLICT (message_id) DO NOTHING"), (window_start, owner, *keys, *row))
-                return cursor.rowcount == 1
+            if name == "postgresql":
+                released = ("released AS (" + release_sql + "), ") if keys else ""
+                counted, counted_params = self._sent_stats_sql("logged", sender, template_id, len(recipients), now)
+                cursor.execute(self._q("WITH " + released + "logged AS (" + _INSERT
+                                       + " ON CONFLICT (message_id) DO NOTHING RETURNING 1)" + counted
+                                       + " SELECT COUNT(*) FROM logged"),
+                               (*((window_start, owner, *keys) if keys else ()), *row, *counted_params))
+                return int(cursor.fetchone()[0]) == 1
             if name == "mysql":
                 try:
                     cursor.execute(self._q(_INSERT), row)
@@ -45,11 +52,13 @@ class SentLogSql(Database):
             else:
                 cursor.execute(self._q(_INSERT + " ON CONFLICT (message_id) DO NOTHING"), row)
                 inserted = cursor.rowcount == 1
+            if inserted:
+                self._count_sent(cursor, sender, template_id, len(recipients), now)
             if keys:
                 cursor.execute(self._q(release_sql), (window_start, owner, *keys))
             return inserted
 
-        return self._run(work)
+        return self._run(work, transaction=name != "postgresql")
 
     def sent_ref(self, message_id: str) -> str | None:
         """The Idempotency-Key reference a logged MessageId was recorded under, if any."""
