@@ -396,6 +396,7 @@ def figure_ingestion(seconds: float) -> None:
                 for callback in callbacks:
                     event["body"] = json.dumps(callback)
                     module.main_handler(event, ctx)
+                db.fold_counts()  # SQLite counts in batches: its last one is timed too
                 ours = count / (time.perf_counter() - start)
             stored = db._run(lambda cursor: (cursor.execute("SELECT COUNT(*) FROM sesmail_events"),
                                              cursor.fetchone())[1][0])
@@ -422,13 +423,13 @@ def figure_aggregates_ingestion(quick: bool) -> None:
     """Webhook ingestion (one callback per POST, for mails in the sent log) with the statistics'
     aggregates ÷ the same without them (no facts computed, the plain events INSERT), in
     interleaved rounds on fresh callbacks."""
-    from sesmail import stats
+    from sesmail.store import sql
 
     module = _load("webhook")
     per_round, rounds = (300, 3) if quick else (1500, 4)
     for backend in ("postgresql", "sqlite"):
         name = f"webhook ingestion with aggregates ÷ without ({backend})"
-        goal = "≥ 0.9" if backend == "postgresql" else "(info)"
+        goal = "≥ 0.9"
         fresh = _fresh_database(backend)
         if fresh is None:
             report(name, None, "server not running", goal)
@@ -447,13 +448,15 @@ def figure_aggregates_ingestion(quick: bool) -> None:
             event = {"httpMethod": "POST", "path": "/webhook", "headers": {"content-type": "application/json"},
                      "queryString": {"token": "bench"}, "body": ""}
             ctx = {"time_limit_in_ms": 30000, "request_id": "bench"}
-            real_facts = stats.facts
+            real_ingest = sql.SqlStore.ingest_events
             elapsed = {True: 0.0, False: 0.0}
             sequence = 0
             with quiet_stdout():
                 for _ in range(rounds):
                     for aggregates in (True, False):
-                        stats.facts = real_facts if aggregates else (lambda *args: [])  # type: ignore[assignment]
+                        # Without: the plain events INSERT, no facts made, nothing counted then or later.
+                        sql.SqlStore.ingest_events = (real_ingest if aggregates  # type: ignore[method-assign]
+                                                      else lambda self, rows, facts: (self.insert_events(rows), 0))
                         bodies = [json.dumps({"event": "delivered", "email": f"user{i}@example.com",
                                               "bulkId": f"qcloudses-agg-{i}", "timestamp": int(now)})
                                   for i in range(sequence, sequence + per_round)]
@@ -462,8 +465,13 @@ def figure_aggregates_ingestion(quick: bool) -> None:
                         for body in bodies:
                             event["body"] = body
                             module.main_handler(event, ctx)
+                        if aggregates:
+                            db.fold_counts()  # SQLite's last batch too: all of the counting is timed
                         elapsed[aggregates] += time.perf_counter() - start
-            stats.facts = real_facts  # type: ignore[assignment]
+                        if not aggregates and backend == "sqlite":  # these events are not to be counted
+                            db._run(lambda cursor: cursor.execute(
+                                "UPDATE sesmail_stats_folded SET last_event = (SELECT MAX(rowid) FROM sesmail_events)"))
+            sql.SqlStore.ingest_events = real_ingest  # type: ignore[method-assign]
             counted = sum(row[2] for row in db.stats_rows(0, 10**6, "day"))
             assert counted == per_round * rounds, (counted, per_round * rounds)
             with_rate, without_rate = per_round * rounds / elapsed[True], per_round * rounds / elapsed[False]

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from . import validation
-from .addresses import bare_address
 from .errors import InvalidInput
 from .http import Call, Response
 
@@ -38,36 +37,26 @@ def _mark(secret: str | None, *parts: str) -> str:
                            digest_size=16).hexdigest()
 
 
-def _sender(fields: dict) -> str:
-    sender = fields.get("from")
-    if isinstance(sender, str) and "@" in sender:
-        return bare_address(sender)[:320]
-    domain = fields.get("fromdomain")
-    return ("@" + domain.strip().lower())[:256] if isinstance(domain, str) and domain.strip() else ""
+def facts(settings: Any, fields: list[dict], rows: list[dict], now: float) -> Callable[[], list[tuple]]:
+    """store.ingest_events' facts for the stored rows (each with its callback's lower-cased
+    fields), made when the store asks for them."""
+    def made() -> list[tuple]:
+        from .store.stats import fact_of, metric_of
 
+        found = []
+        for callback, row in zip(fields, rows):
+            metric = metric_of(row["event"], row["details"].get("BounceType"))
+            if metric is None:
+                continue
+            message_id = row["message_id"] or row["smtp_message_id"]
+            mark = (_mark(settings.erasure_key, metric, message_id, row["email"]) if message_id
+                    else _mark(settings.erasure_key, metric, "#" + row["event_id"]))
+            found.append((mark, message_id, metric,
+                          *fact_of(row["event_time"], row["details"].get("TemplateId"), callback, now),
+                          row["expires_at"], row["event_id"], row["email"], row["event"]))
+        return found
 
-def facts(settings: Any, fields: list[dict], rows: list[dict], now: float) -> list[tuple]:
-    """store.ingest_events' facts for the stored rows (each with its callback's lower-cased fields)."""
-    from .store.stats import metric_of
-
-    found = []
-    for callback, row in zip(fields, rows):
-        metric = metric_of(row["event"], row["details"].get("BounceType"))
-        if metric is None:
-            continue
-        message_id = row["message_id"] or row["smtp_message_id"]
-        mark = (_mark(settings.erasure_key, metric, message_id, row["email"]) if message_id
-                else _mark(settings.erasure_key, metric, "#" + row["event_id"]))
-        sent_at = callback.get("senttimestamp")
-        if isinstance(sent_at, bool) or not isinstance(sent_at, int):
-            sent_at = row["event_time"]
-        if not isinstance(sent_at, int) or not 0 < sent_at <= now + 86400:
-            sent_at = now
-        template = row["details"].get("TemplateId")
-        found.append((mark, message_id, metric, float(sent_at), _sender(callback),
-                      template if isinstance(template, int) and 0 < template < 2**63 else 0, row["expires_at"],
-                      row["event_id"], row["email"], row["event"]))
-    return found
+    return made
 
 
 def _rate(part: int, whole: int) -> float | None:

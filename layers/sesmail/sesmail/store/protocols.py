@@ -9,7 +9,7 @@ database raises errors.StoreUnavailable (503), from any method.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 __all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "SentLog", "StatsStore",
            "Store", "SuppressionStore", "TaskStore"]
@@ -162,9 +162,14 @@ class StatsStore(Protocol):
     """The statistics' aggregates and the reputation guard's hourly buckets and states
     (docs/deliverability.md)."""
 
-    def ingest_events(self, rows: list[dict], facts: list[tuple]) -> tuple[int, int]:
-        """EventStore.insert_events, and the aggregates for `facts` (sesmail.stats.facts): (new
-        events, hard bounces and spam reports counted)."""
+    def ingest_events(self, rows: list[dict], facts: Callable[[], list[tuple]]) -> tuple[int, int]:
+        """EventStore.insert_events, and the aggregates for the facts `facts()` returns
+        (sesmail.stats.facts; asked for only when counted at once): (new events, hard bounces and
+        spam reports counted)."""
+        ...
+
+    def fold_counts(self) -> int:
+        """Count what is stored but not counted yet (SQLite counts most events in batches)."""
         ...
 
     def count_sent(self, sender: str, template_id: int | None, count: int, now: float) -> None: ...

@@ -27,9 +27,20 @@ class RetentionSql(StatsSql):
         """Delete what has expired (personal data has an end). Each DELETE by itself, on its own
         index: one long transaction would hold locks against the webhook's inserts."""
         counts = {}
+        sqlite = self.dialect.name == "sqlite"
+        if sqlite:
+            self.fold_counts()  # what the expired events add is counted before they go
+
+            def events(cursor: Any) -> int:
+                cursor.execute("DELETE FROM sesmail_events WHERE expires_at < ?", (now,))
+                deleted = max(cursor.rowcount, 0)
+                self._after_deleting_events(cursor)
+                return deleted
+
+            counts["Events"] = self._run(events, transaction=True)
         for name, sql, bound in (
                 ("Idempotency", "DELETE FROM sesmail_idempotency WHERE expires_at < ?", now),
-                ("Events", "DELETE FROM sesmail_events WHERE expires_at < ?", now),
+                *(() if sqlite else (("Events", "DELETE FROM sesmail_events WHERE expires_at < ?", now),)),
                 ("Sent", "DELETE FROM sesmail_sent WHERE created_at < ?", sent_before),
                 ("DigestItems", "DELETE FROM sesmail_digest_items WHERE expires_at < ?", now),
                 # A lease's expiry bounds windows that began at most a function's time limit ago.
@@ -68,9 +79,12 @@ class RetentionSql(StatsSql):
                     ("Idempotency", "DELETE FROM sesmail_idempotency WHERE LOWER(attempt)" + like, pattern)):
                 cursor.execute(self._q(sql), (param,))
                 counts[name] = max(cursor.rowcount, 0)
+            if self.dialect.name == "sqlite":
+                self._after_deleting_events(cursor)
             counts["SuppressionsKept"] = len(kept)
             return counts
 
+        self.fold_counts()  # the address's events still count in the statistics, which hold no address
         counts = self._run(work, transaction=True)
         scrub = getattr(self.dialect, "scrub", None)
         if scrub is not None:

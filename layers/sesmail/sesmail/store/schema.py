@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DDL", "MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The version table is created outside the numbered steps: it is what records them. One row,
 # pinned by its primary key, so two instances bootstrapping at once cannot insert two.
@@ -188,19 +188,31 @@ MIGRATIONS: list[list[str]] = [
             lifted_until DOUBLE PRECISION NOT NULL,
             changed_at DOUBLE PRECISION NOT NULL){options}""",
     ],
+    [
+        # SQLite counts most events in batches (store/stats.py, fold_counts): the rowid of the last
+        # event counted. Every event already stored was counted as it was stored.
+        "{fold_table}",
+        "{fold_start}",
+    ],
 ]
 
 DDL = {
     "sqlite": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ", "add_column": "COLUMN ",
-               "widen_scope": "SELECT 1"},
+               "widen_scope": "SELECT 1",
+               "fold_table": "CREATE TABLE IF NOT EXISTS sesmail_stats_folded (id INTEGER NOT NULL PRIMARY KEY,"
+                             " last_event INTEGER NOT NULL)",
+               "fold_start": "INSERT OR IGNORE INTO sesmail_stats_folded (id, last_event)"
+                             " SELECT 1, COALESCE(MAX(rowid), 0) FROM sesmail_events"},
     "postgresql": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ",
                    "add_column": "COLUMN IF NOT EXISTS ",
-                   "widen_scope": "ALTER TABLE sesmail_suppressions ALTER COLUMN scope TYPE VARCHAR(48)"},
+                   "widen_scope": "ALTER TABLE sesmail_suppressions ALTER COLUMN scope TYPE VARCHAR(48)",
+                   "fold_table": "SELECT 1", "fold_start": "SELECT 1"},
     # utf8mb4_bin: keys compare byte for byte (the server's default collation is case-insensitive,
     # which would merge two Idempotency-Keys differing in case). DYNAMIC rows allow index keys of
     # 3072 bytes: VARCHAR(320) in utf8mb4 is 1280.
     "mysql": {"text": "MEDIUMTEXT", "if_not_exists": "", "add_column": "COLUMN ",
               "widen_scope": "ALTER TABLE sesmail_suppressions MODIFY scope VARCHAR(48) NOT NULL",
+              "fold_table": "SELECT 1", "fold_start": "SELECT 1",
               "options": " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"},
 }
 

@@ -14,21 +14,27 @@ scanning raw events: `GET /stats` and the guard read a few hundred rows at most.
 - `sesmail_guard`: per sender domain (and `*`, the account) whether the guard last saw it tripped
   (so each trip and lift is announced once) and until when an admin lifted it.
 
+- `sesmail_stats_folded` (SQLite): how far the events have been counted, by their rowid.
+
 The tables are created by schema.py. On PostgreSQL each write is folded into the statement it
 accompanies (a data-modifying WITH): logging a sent mail and storing a callback cost no extra round
-trip. Elsewhere the same writes run as statements of their own, in the transaction of the write
-they accompany; SQLite, one writer at a time, asks the events themselves instead of marks.
+trip. On MySQL the same writes run as statements of their own, in the transaction of the write
+they accompany. SQLite (one writer at a time, and every page a commit writes is its cost) counts
+what the guard weighs (hard bounces, spam reports) with the event, asking the events themselves
+instead of marks, and the rest in batches (`fold_counts`): after every FOLD_EVERY events stored,
+before the statistics are read, and before events are deleted (docs/deliverability.md#statistics).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
+from ..addresses import bare_address
 from .database import CHUNK
 from .events_sql import EventsSql
 
-__all__ = ["DAY_OFFSET_S", "METRICS", "StatsSql", "metric_of"]
+__all__ = ["DAY_OFFSET_S", "FOLD_EVERY", "METRICS", "StatsSql", "fact_of", "metric_of"]
 
 # Beijing time (UTC+8, no daylight saving): SES counts its days there.
 DAY_OFFSET_S = 8 * 3600
@@ -37,6 +43,11 @@ METRICS = ("delivered", "hard", "soft", "complaint", "unsubscribe", "open", "cli
 _DAILY_COLUMNS = ("sent", "delivered", "hard_bounces", "soft_bounces", "complaints", "unsubscribes", "opens",
                   "clicks")
 GUARD_METRICS = ("hard", "complaint")
+
+# SQLite: events stored (by this process) between two folds of their counts, and events one fold
+# transaction reads at most.
+FOLD_EVERY = 200
+FOLD_PAGE = 1000
 
 # Hourly buckets are kept this long: the guard's longest window (config `Guard.WindowHours`) and a day.
 HOURLY_KEEP = 168 + 24
@@ -63,8 +74,39 @@ def metric_of(event: str, bounce_type: Any) -> str | None:
     return _METRIC.get(name)
 
 
-def _bounce_type(details: str) -> Any:
-    return json.loads(details).get("BounceType") if "BounceType" in details else None
+def _detail(details: str, name: str) -> Any:
+    """One field of a stored event's details (JSON text), without parsing it when it is absent."""
+    return json.loads(details).get(name) if name in details else None
+
+
+def _sender(callback: dict) -> str:
+    sender = callback.get("from")
+    if isinstance(sender, str) and "@" in sender:
+        return bare_address(sender)[:320]
+    domain = callback.get("fromdomain")
+    return ("@" + domain.strip().lower())[:256] if isinstance(domain, str) and domain.strip() else ""
+
+
+def fact_of(event_time: Any, template: Any, callback: dict, now: float) -> tuple:
+    """What an event of a mail the sent log may not know says of it: (sent at, sender, TemplateID),
+    from its callback's lower-cased fields (`sentTimestamp`, else the event's own time, else `now`;
+    `from`, else `@fromDomain`; its `templateId`, else 0)."""
+    sent_at = callback.get("senttimestamp")
+    if isinstance(sent_at, bool) or not isinstance(sent_at, int):
+        sent_at = event_time
+    if isinstance(sent_at, bool) or not isinstance(sent_at, int) or not 0 < sent_at <= now + 86400:
+        sent_at = now
+    return (float(sent_at), _sender(callback),
+            template if isinstance(template, int) and not isinstance(template, bool) and 0 < template < 2**63 else 0)
+
+
+def _lowered(raw: str) -> dict:
+    """A stored event's raw callback with lower-cased field names ({} when it is not an object)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return {str(key).lower(): item for key, item in value.items()} if isinstance(value, dict) else {}
 
 
 def _add(dialect: str, table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
@@ -87,9 +129,20 @@ def domain_of(sender: str) -> str:
     return sender.rpartition("@")[2].lower()
 
 
+def _unique(facts: list[tuple]) -> list[tuple]:
+    """One fact per mark, in mark order (two transactions counting the same marks lock them in
+    the same order)."""
+    unique: dict[str, tuple] = {}
+    for fact in facts:
+        unique.setdefault(fact[0], fact)
+    return [unique[mark] for mark in sorted(unique)]
+
+
 class StatsSql(EventsSql):
     """The aggregates (protocols.StatsStore): written with the sent log and the events, read by
     `GET /stats` and the guard."""
+
+    _stored_since_fold = 0  # SQLite: events this store stored since its last fold
 
     # -- sent mail ------------------------------------------------------------------------------
     def _sent_stats_sql(self, source: str, sender: str, template_id: int | None, count: int,
@@ -127,20 +180,20 @@ class StatsSql(EventsSql):
                   transaction=self.dialect.name != "postgresql")
 
     # -- events ---------------------------------------------------------------------------------
-    def ingest_events(self, rows: list[dict], facts: list[tuple]) -> tuple[int, int]:
-        """insert_events(rows), and the aggregates for `facts`: (mark, MessageId or None, metric,
-        then the callback's own sending time, sender and TemplateID for a mail the sent log does not
-        know, when the mark expires, and the event's id, address and name) — sesmail.stats.facts
-        builds them. A fact of a (metric, mail) counted before adds nothing. Returns (new events,
-        hard bounces and spam reports counted)."""
-        unique: dict[str, tuple] = {}
-        for fact in facts:
-            unique.setdefault(fact[0], fact)
-        if not unique:
+    def ingest_events(self, rows: list[dict], facts: Callable[[], list[tuple]]) -> tuple[int, int]:
+        """insert_events(rows), and the aggregates for the facts `facts()` returns: (mark, MessageId
+        or None, metric, then the callback's own sending time, sender and TemplateID for a mail the
+        sent log does not know, when the mark expires, and the event's id, address and name) —
+        sesmail.stats.facts builds them; SQLite asks for them only when a hard bounce or spam
+        report is among the rows. A fact of a (metric, mail) counted before adds nothing. Returns
+        (new events, hard bounces and spam reports counted)."""
+        if self.dialect.name == "sqlite":
+            return self._ingest_sqlite(rows, facts)
+        chosen = _unique(facts())
+        if not chosen:
             return self.insert_events(rows), 0
         if not rows:
             return 0, 0
-        chosen = [unique[mark] for mark in sorted(unique)]
         values = self._event_values(rows)
         if self.dialect.name == "postgresql" and len(values) <= CHUNK:
             flat = tuple(value for row in values for value in row)
@@ -156,20 +209,36 @@ class StatsSql(EventsSql):
 
             return self._run(folded)
 
-        sqlite = self.dialect.name == "sqlite"
-
         def work(cursor):
-            batch = [value[0] for value in values]
-            # One event (what SES posts): whether it was stored before, its insert's row count says.
-            known = self._stored_event_ids(cursor, batch) if sqlite and len(batch) > 1 else set()
             new = self._insert_event_values(cursor, values)
-            if sqlite and len(batch) == 1 and not new:
-                known = set(batch)
-            counted = (self._first_by_events(cursor, chosen, set(batch), known) if sqlite
-                       else self._first_by_marks(cursor, chosen))
-            return new, self._add_counts(cursor, counted)
+            return new, self._add_counts(cursor, self._first_by_marks(cursor, chosen))
 
         return self._run(work, transaction=True)
+
+    def _ingest_sqlite(self, rows: list[dict], facts: Callable[[], list[tuple]]) -> tuple[int, int]:
+        """SQLite: the events in one statement, as without statistics; a hard bounce or spam report
+        (the guard must see it before the next send) counted in the same transaction; the rest
+        counted by the next fold."""
+        if not any(metric_of(row["event"], row["details"].get("BounceType")) in GUARD_METRICS for row in rows):
+            new, counted = self.insert_events(rows), 0
+        else:
+            chosen = [fact for fact in _unique(facts()) if fact[2] in GUARD_METRICS]
+            values = self._event_values(rows)
+
+            def work(cursor):
+                batch = [value[0] for value in values]
+                # One event (what SES posts): whether it was stored before, its insert's row count says.
+                known = self._stored_event_ids(cursor, batch) if len(batch) > 1 else set()
+                new = self._insert_event_values(cursor, values)
+                if len(batch) == 1 and not new:
+                    known = set(batch)
+                return new, self._add_counts(cursor, self._first_by_events(cursor, chosen, set(batch), known))
+
+            new, counted = self._run(work, transaction=True)
+        self._stored_since_fold += new
+        if self._stored_since_fold >= FOLD_EVERY:
+            self.fold_counts()
+        return new, counted
 
     def _ingest_sql(self, events: int, facts: int) -> str:
         """PostgreSQL: the events' INSERT and every aggregate write in one statement."""
@@ -248,24 +317,32 @@ class StatsSql(EventsSql):
                 cursor.execute(self._q("SELECT event_id, event, details FROM sesmail_events WHERE (message_id = ? OR"
                                        " smtp_message_id = ?) AND event = ? AND email = ?"),
                                (message_id, message_id, event, email))
-                if any(row[0] not in fresh and metric_of(row[1], _bounce_type(row[2])) == metric
+                if any(row[0] not in fresh and metric_of(row[1], _detail(row[2], "BounceType")) == metric
                        for row in cursor.fetchall()):
                     continue
             first.append(fact)
         return first
 
-    def _add_counts(self, cursor: Any, new: list[tuple]) -> int:
+    def _logged(self, cursor: Any, message_ids: set) -> dict[str, tuple]:
+        """{MessageId: (sent at, sender, TemplateID or None)} of the mails the sent log lists."""
+        ids = sorted(message_id for message_id in message_ids if message_id)
+        logged: dict[str, tuple] = {}
+        for start in range(0, len(ids), 500):  # old SQLite builds take 999 parameters at most
+            chunk = ids[start:start + 500]
+            cursor.execute(self._q("SELECT message_id, created_at, sender, template_id FROM sesmail_sent WHERE"
+                                   " message_id IN (" + ", ".join("?" * len(chunk)) + ")"), tuple(chunk))
+            logged.update((row[0], (float(row[1]), row[2], row[3])) for row in cursor.fetchall())
+        return logged
+
+    def _add_counts(self, cursor: Any, new: list[tuple], logged: dict[str, tuple] | None = None) -> int:
         """SQLite, MySQL: the counters of the facts counted for the first time, filed under their
-        mail as the sent log has it (else the callback's own fields)."""
+        mail as the sent log has it (`logged`, looked up when not given; else the callback's own
+        fields). Returns the hard bounces and spam reports among them."""
         name = self.dialect.name
         if not new:
             return 0
-        ids = sorted({fact[1] for fact in new if fact[1]})
-        logged: dict[str, tuple] = {}
-        if ids:
-            cursor.execute(self._q("SELECT message_id, created_at, sender, template_id FROM sesmail_sent WHERE"
-                                   " message_id IN (" + ", ".join("?" * len(ids)) + ")"), tuple(ids))
-            logged = {row[0]: (float(row[1]), row[2], row[3]) for row in cursor.fetchall()}
+        if logged is None:
+            logged = self._logged(cursor, {fact[1] for fact in new})
         daily: dict[tuple, list[int]] = {}
         hourly: dict[tuple, list[int]] = {}
         for _mark, message_id, metric, sent_at, sender, template_id, *_ in new:
@@ -290,12 +367,86 @@ class StatsSql(EventsSql):
                            tuple(value for key, counts in hourly.items() for value in (*key, *counts)))
         return sum(sum(counts) for counts in hourly.values())
 
+    # -- SQLite's batches -------------------------------------------------------------------------
+    def fold_counts(self) -> int:
+        """SQLite: count the events stored since the last fold (every metric but the guard's, which
+        was counted as each event was stored), page by page; how many events it read. Elsewhere
+        every event is counted as it is stored: nothing to do."""
+        if self.dialect.name != "sqlite":
+            return 0
+        self._stored_since_fold = 0
+        total = 0
+        while True:
+            read = self._run(self._fold_page, transaction=True)
+            total += read
+            if read < FOLD_PAGE:
+                return total
+
+    def _fold_page(self, cursor: Any) -> int:
+        """One fold transaction: up to FOLD_PAGE events after the last one counted. An event counts
+        when no event stored before it (a smaller rowid) has its metric, mail and address — what a
+        mark asks elsewhere; the write lock the transaction holds makes the question safe."""
+        cursor.execute("SELECT last_event FROM sesmail_stats_folded WHERE id = 1")
+        row = cursor.fetchone()
+        last = int(row[0]) if row else 0
+        cursor.execute("SELECT rowid, message_id, smtp_message_id, email, event, details, raw, event_time, stored_at"
+                       " FROM sesmail_events WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, FOLD_PAGE))
+        pending = [(row, metric_of(row[4], _detail(row[5], "BounceType"))) for row in cursor.fetchall()]
+        if not pending:
+            return 0
+        seen = self._counted_before(cursor, {row[1] or row[2] for row, metric in pending if metric}, last)
+        counted = []
+        for row, metric in pending:
+            mail = row[1] or row[2]
+            if metric is None or (mail and (mail, row[3], metric) in seen):
+                continue
+            if mail:
+                seen.add((mail, row[3], metric))
+            if metric not in GUARD_METRICS:  # those were counted as they were stored
+                counted.append((row, mail, metric))
+        logged = self._logged(cursor, {mail for _, mail, _ in counted})
+        facts = []
+        for (_rowid, _id, _smtp, _email, _event, details, raw, event_time, stored_at), mail, metric in counted:
+            entry = logged.get(mail)
+            if entry is not None and entry[2] is not None:
+                facts.append((None, mail, metric, 0.0, "", 0))  # filed as the sent log has it
+            else:
+                facts.append((None, mail, metric,
+                              *fact_of(event_time, _detail(details, "TemplateId"), _lowered(raw), float(stored_at))))
+        self._add_counts(cursor, facts, logged)
+        cursor.execute("INSERT INTO sesmail_stats_folded (id, last_event) VALUES (1, ?)"
+                       " ON CONFLICT (id) DO UPDATE SET last_event = excluded.last_event", (pending[-1][0][0],))
+        return len(pending)
+
+    def _counted_before(self, cursor: Any, mails: set, last: int) -> set[tuple]:
+        """(mail, address, metric) of the events up to rowid `last` about `mails` (a mail is its
+        MessageId, else its Message-ID header): what was counted before."""
+        seen: set[tuple] = set()
+        ids = sorted(mail for mail in mails if mail)
+        for start in range(0, len(ids), 400):  # twice the parameters: old builds take 999 at most
+            chunk = ids[start:start + 400]
+            marks = ", ".join("?" * len(chunk))
+            cursor.execute("SELECT message_id, smtp_message_id, email, event, details FROM sesmail_events"
+                           f" WHERE (message_id IN ({marks}) OR smtp_message_id IN ({marks})) AND rowid <= ?",
+                           (*chunk, *chunk, last))
+            seen.update((message_id or smtp_id, email, metric_of(event, _detail(details, "BounceType")))
+                        for message_id, smtp_id, email, event, details in cursor.fetchall())
+        return seen
+
+    @staticmethod
+    def _after_deleting_events(cursor: Any) -> None:
+        """SQLite, in the transaction that deleted events: the next event's rowid (the largest
+        left, plus one) must stay above the last one counted, or it would pass for counted."""
+        cursor.execute("UPDATE sesmail_stats_folded SET last_event = MIN(last_event,"
+                       " (SELECT COALESCE(MAX(rowid), 0) FROM sesmail_events)) WHERE id = 1")
+
     # -- reading --------------------------------------------------------------------------------
     def stats_rows(self, first_day: int, last_day: int, by: str) -> list[tuple]:
         """Counter sums per `by` ("day", "template", "sender"; a domain is its senders' sum) over
         [first_day, last_day]: (key, sent, delivered, hard, soft, complaints, unsubscribes, opens,
         clicks)."""
         column = {"day": "day", "template": "template_id", "sender": "sender"}[by]
+        self.fold_counts()
         sql = self._q(f"SELECT {column}, " + ", ".join(f"SUM({c})" for c in _DAILY_COLUMNS)
                       + f" FROM sesmail_stats_daily WHERE day >= ? AND day <= ? GROUP BY {column}")
 
