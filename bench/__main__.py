@@ -232,14 +232,7 @@ def figure_validation(seconds: float) -> float:
 
 
 def figure_handlers(seconds: float, emulator: FakeSes, powertools_s: float) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_send_index",
-                                                  os.path.join(ROOT, "functions", "send", "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler = module.main_handler
+    handler = _load("send").main_handler
     os.environ.update({"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
                        "SESMAIL_SES_ENDPOINT": emulator.endpoint, "SESMAIL_SES_PROTOCOL": "http",
                        "SESMAIL_API_KEYS": "dev-key",
@@ -533,16 +526,10 @@ def figure_stats_query(quick: bool) -> None:
 def figure_digest(quick: bool) -> None:
     """A digest's sustained SendEmail rate against an emulator that enforces SES's 20 requests/s
     with 50 ms latency, and the SES calls a 100,000-recipient personalised digest costs."""
-    import importlib.util
-
     from local.ses_emulator import SesEmulator
     from sesmail import digest
 
-    spec = importlib.util.spec_from_file_location("bench_batch_index", os.path.join(ROOT, "functions", "batch",
-                                                                                    "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("batch")
     emulator = SesEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, port=0).start()
     settings_file = os.path.join(BUILD, "bench-digest.json")
     with open(settings_file, "w", encoding="utf-8") as handle:
@@ -597,16 +584,9 @@ def figure_digest(quick: bool) -> None:
 def figure_statements(emulator: FakeSes) -> None:
     """Store statements per valid send on each database, counted at the driver's cursor:
     transactional (TriggerType 1) and marketing mail, without and with an Idempotency-Key."""
-    import importlib.util
-
     from sesmail.store import sql
 
-    spec = importlib.util.spec_from_file_location("bench_send_statements",
-                                                  os.path.join(ROOT, "functions", "send", "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler = module.main_handler
+    handler = _load("send").main_handler
     executed = [0]
 
     class Counting:

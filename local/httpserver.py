@@ -10,9 +10,11 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, TypeVar
 
-__all__ = ["Handler", "Reply", "Server", "serve", "shut"]
+__all__ = ["Handler", "Reply", "Served", "Server", "serve", "shut"]
+
+_Self = TypeVar("_Self", bound="Served")
 
 
 class Reply(NamedTuple):
@@ -92,6 +94,30 @@ class Server(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class Served:
+    """An emulator that serves on `host:port` (port 0: a free one, known once started): `with` starts
+    and stops it."""
+
+    host: str
+    port: int
+
+    def start(self: _Self) -> _Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 def serve(server: ThreadingHTTPServer, name: str) -> threading.Thread:

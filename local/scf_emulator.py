@@ -113,7 +113,7 @@ def _now_text(unix: float) -> str:
     return datetime.fromtimestamp(unix, _BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class ScfEmulator:
+class ScfEmulator(httpserver.Served):
     def __init__(self, secret_id: str = "AKIDlocal", secret_key: str = "local-secret-key",
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
                  busy_seconds: float = 0.0) -> None:
@@ -154,16 +154,6 @@ class ScfEmulator:
         if server is None:
             return
         httpserver.shut(server, self._thread)
-
-    def __enter__(self) -> ScfEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}"
 
     # ---- what tests read and script ---------------------------------------------------------
 

@@ -92,7 +92,7 @@ class _Request(NamedTuple):
     signature_method: str  # TC3-HMAC-SHA256, HmacSHA256 or HmacSHA1
 
 
-class SesEmulator:
+class SesEmulator(httpserver.Served):
     def __init__(self, secret_id: str = "AKIDlocal", secret_key: str = "local-secret-key",
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
                  data_dir: Optional[str] = None, templates_dir: Optional[str] = None,
@@ -168,16 +168,6 @@ class SesEmulator:
         httpserver.shut(server, self._thread)
         if self._worker is not None:
             self._worker.join()
-
-    def __enter__(self) -> SesEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
