@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 
 from . import httpserver, ses_auth, ses_schema
 from .cron import Cron
-from .ses_common import ApiError
+from .ses_common import ApiError, answer
 
 __all__ = ["SCF_REGIONS", "WRITE_ACTIONS", "ScfEmulator", "main"]
 
@@ -195,7 +195,7 @@ class ScfEmulator(httpserver.Served):
         try:
             action, params = self._read(headers, body, method, target)
         except ApiError as exc:
-            return _reply(exc.response()), False
+            return answer(exc.response()), False
         call: dict[str, Any] = {"Action": action, "Params": _loggable(params), "Outcome": "ok"}
         with self._lock:
             self.calls.append(call)
@@ -206,15 +206,15 @@ class ScfEmulator(httpserver.Served):
                 response = self._actions[action](params)
             except ApiError as exc:
                 call["Outcome"] = "error:" + exc.code
-                return _reply(exc.response()), False
+                return answer(exc.response()), False
             except Exception as exc:  # a fake's bug: answer as Tencent would rather than hang the client
                 log.exception("SCF fake error in %s", action)
                 call["Outcome"] = "error:InternalError"
-                return _reply(ApiError("InternalError", f"fake error: {exc!r}").response()), False
+                return answer(ApiError("InternalError", f"fake error: {exc!r}").response()), False
         if fault is not None and fault["kind"] == "drop_after":
             call["Outcome"] = "dropped"
             return b"", True
-        return _reply(response), False
+        return answer(response), False
 
     def _read(self, headers: Any, body: bytes, method: str, target: str) -> tuple[str, dict[str, Any]]:
         split = urlsplit(target)
@@ -655,10 +655,6 @@ def _loggable(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(holder, dict) and isinstance(holder.get("ZipFile"), str):
             holder["ZipFile"] = f"<{len(holder['ZipFile'])} base64 characters>"
     return out
-
-
-def _reply(response: dict[str, Any]) -> bytes:
-    return json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
 
 
 class _Handler(httpserver.Handler):

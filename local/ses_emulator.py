@@ -53,7 +53,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections import deque
 from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import parse_qsl, urlsplit
@@ -64,7 +63,7 @@ from .httpserver import Reply
 from .mailpage import TimerSource
 from .mailstore import MailStore
 from .ses_actions import Actions, Handler
-from .ses_common import ApiError, json_or_none
+from .ses_common import ApiError, answer, json_or_none
 
 __all__ = ["DEFAULT_APP_ID", "SES_REGIONS", "ApiError", "SesEmulator", "TimerSource", "main"]
 
@@ -524,8 +523,7 @@ class SesEmulator(httpserver.Served):
 # ---- helpers ---------------------------------------------------------------------------------
 
 def _json_reply(response: dict[str, Any], content_type: str = JSON_TYPE, delay: float = 0.0) -> Reply:
-    body = json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
-    return Reply(200, content_type, body, delay=delay)
+    return Reply(200, content_type, answer(response), delay=delay)
 
 
 # ---- HTTP ------------------------------------------------------------------------------------
