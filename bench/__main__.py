@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "layers", "sesmail"), ROOT]
@@ -232,14 +232,7 @@ def figure_validation(seconds: float) -> float:
 
 
 def figure_handlers(seconds: float, emulator: FakeSes, powertools_s: float) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_send_index",
-                                                  os.path.join(ROOT, "functions", "send", "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler = module.main_handler
+    handler = _load("send").main_handler
     os.environ.update({"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
                        "SESMAIL_SES_ENDPOINT": emulator.endpoint, "SESMAIL_SES_PROTOCOL": "http",
                        "SESMAIL_API_KEYS": "dev-key",
@@ -324,13 +317,7 @@ def _fresh_database(backend: str) -> tuple[str, Callable[[], None]] | None:
         except Exception:
             return None
         server.cursor().execute(f"CREATE DATABASE {name}")
-
-        def drop_mysql() -> None:
-            store.reset()
-            server.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-            server.close()
-
-        return f"mysql://root@127.0.0.1:3306/{name}", drop_mysql
+        return f"mysql://root@127.0.0.1:3306/{name}", _dropper(server, name)
     import pg8000.dbapi
 
     try:
@@ -339,27 +326,49 @@ def _fresh_database(backend: str) -> tuple[str, Callable[[], None]] | None:
         return None
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
+    return f"postgresql://postgres@127.0.0.1:5432/{name}", _dropper(admin, name)
 
+
+def _dropper(server: Any, name: str) -> Callable[[], None]:
+    """Drop the database `name` (the store's connections closed first), then the `server` connection."""
     def drop() -> None:
         store.reset()
-        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.close()
+        server.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+        server.close()
 
-    return f"postgresql://postgres@127.0.0.1:5432/{name}", drop
+    return drop
+
+
+def _load(name: str):
+    """functions/<name>/index.py, loaded as SCF loads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_index", os.path.join(ROOT, "functions", name,
+                                                                                      "index.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _webhook_store(url: str) -> tuple[Any, dict, dict]:
+    """The webhook pointed at the database `url` (token `bench`): its opened store, and the POST event
+    (fill in `body`) and context a callback is invoked with."""
+    os.environ.update({"SESMAIL_DATABASE_URL": url, "SESMAIL_WEBHOOK_SECRETS": "bench"})
+    config.reset()
+    store.reset()
+    db = store.open_store(url)
+    event = {"httpMethod": "POST", "path": "/webhook", "headers": {"content-type": "application/json"},
+             "queryString": {"token": "bench"}, "body": ""}
+    return db, event, {"time_limit_in_ms": 30000, "request_id": "bench"}
 
 
 def figure_ingestion(seconds: float) -> None:
     """Webhook events stored per second (one callback per POST, as SES sends them) ÷ raw
     single-row inserts of the same rows through the same driver."""
-    import importlib.util
-
     from sesmail import events
 
-    spec = importlib.util.spec_from_file_location("bench_webhook_index",
-                                                  os.path.join(ROOT, "functions", "webhook", "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("webhook")
     count = 1500 if seconds < 1 else 6000
     callbacks = [{"event": "delivered", "email": f"user{i}@example.com", "bulkId": f"qcloudses-{i}",
                   "timestamp": 1_700_000_000 + i} for i in range(count)]
@@ -371,10 +380,7 @@ def figure_ingestion(seconds: float) -> None:
             continue
         url, drop = fresh
         try:
-            os.environ.update({"SESMAIL_DATABASE_URL": url, "SESMAIL_WEBHOOK_SECRETS": "bench"})
-            config.reset()
-            store.reset()
-            db = store.open_store(url)
+            db, event, ctx = _webhook_store(url)
             rows = [events.normalise(c, c, time.time(), 86400) for c in callbacks]
             columns = ("event_id", "message_id", "email", "event", "event_time", "details", "raw", "polled",
                        "stored_at", "expires_at")
@@ -388,9 +394,6 @@ def figure_ingestion(seconds: float) -> None:
                 db._run(lambda cursor, value=value, sql=sql: cursor.execute(sql, value))
             raw = count / (time.perf_counter() - start)
             db._run(lambda cursor: cursor.execute("DELETE FROM sesmail_events"))
-            event = {"httpMethod": "POST", "path": "/webhook", "headers": {"content-type": "application/json"},
-                     "queryString": {"token": "bench"}, "body": ""}
-            ctx = {"time_limit_in_ms": 30000, "request_id": "bench"}
             with quiet_stdout():
                 start = time.perf_counter()
                 for callback in callbacks:
@@ -405,18 +408,6 @@ def figure_ingestion(seconds: float) -> None:
                    f"{ours:.0f}/s vs {raw:.0f}/s", "≥ 0.5")
         finally:
             drop()
-
-
-def _load(name: str):
-    """functions/<name>/index.py, loaded as SCF loads it."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"bench_{name}_index", os.path.join(ROOT, "functions", name,
-                                                                                      "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def figure_aggregates_ingestion(quick: bool) -> None:
@@ -436,18 +427,12 @@ def figure_aggregates_ingestion(quick: bool) -> None:
             continue
         url, drop = fresh
         try:
-            os.environ.update({"SESMAIL_DATABASE_URL": url, "SESMAIL_WEBHOOK_SECRETS": "bench"})
-            config.reset()
-            store.reset()
-            db = store.open_store(url)
+            db, event, ctx = _webhook_store(url)
             total = per_round * rounds * 2
             now = time.time()
             for i in range(total):  # the mails the callbacks are about, as sends would have logged them
                 db.record_sent(f"qcloudses-agg-{i}", "default", f"news@shop{i % 3}.example", [f"user{i}@example.com"],
                                now - 60, template_id=100 + i % 7)
-            event = {"httpMethod": "POST", "path": "/webhook", "headers": {"content-type": "application/json"},
-                     "queryString": {"token": "bench"}, "body": ""}
-            ctx = {"time_limit_in_ms": 30000, "request_id": "bench"}
             real_ingest = sql.SqlStore.ingest_events
             elapsed = {True: 0.0, False: 0.0}
             sequence = 0
@@ -549,16 +534,10 @@ def figure_stats_query(quick: bool) -> None:
 def figure_digest(quick: bool) -> None:
     """A digest's sustained SendEmail rate against an emulator that enforces SES's 20 requests/s
     with 50 ms latency, and the SES calls a 100,000-recipient personalised digest costs."""
-    import importlib.util
-
     from local.ses_emulator import SesEmulator
     from sesmail import digest
 
-    spec = importlib.util.spec_from_file_location("bench_batch_index", os.path.join(ROOT, "functions", "batch",
-                                                                                    "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load("batch")
     emulator = SesEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, port=0).start()
     settings_file = os.path.join(BUILD, "bench-digest.json")
     with open(settings_file, "w", encoding="utf-8") as handle:
@@ -613,16 +592,9 @@ def figure_digest(quick: bool) -> None:
 def figure_statements(emulator: FakeSes) -> None:
     """Store statements per valid send on each database, counted at the driver's cursor:
     transactional (TriggerType 1) and marketing mail, without and with an Idempotency-Key."""
-    import importlib.util
-
     from sesmail.store import sql
 
-    spec = importlib.util.spec_from_file_location("bench_send_statements",
-                                                  os.path.join(ROOT, "functions", "send", "index.py"))
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler = module.main_handler
+    handler = _load("send").main_handler
     executed = [0]
 
     class Counting:

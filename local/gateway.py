@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
 
+from . import httpserver
 from .functions import FunctionMissing, Functions
 
 __all__ = ["ROUTES", "Gateway", "route_for"]
@@ -114,9 +115,7 @@ class Gateway:
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> Gateway:
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="gateway", daemon=True)
-        self._thread.start()
+        self._thread = httpserver.serve(self.server, "gateway")
         return self
 
     def stop(self) -> None:

@@ -55,9 +55,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from . import ses_auth, ses_emulator, ses_schema
+from . import httpserver, ses_auth, ses_schema
 from .cron import Cron
-from .ses_common import ApiError
+from .ses_common import ApiError, answer
 
 __all__ = ["SCF_REGIONS", "WRITE_ACTIONS", "ScfEmulator", "main"]
 
@@ -113,7 +113,7 @@ def _now_text(unix: float) -> str:
     return datetime.fromtimestamp(unix, _BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class ScfEmulator:
+class ScfEmulator(httpserver.Served):
     def __init__(self, secret_id: str = "AKIDlocal", secret_key: str = "local-secret-key",
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
                  busy_seconds: float = 0.0) -> None:
@@ -136,7 +136,7 @@ class ScfEmulator:
         self.namespaces = {"default"}
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.RLock()
-        self._server: Optional[ses_emulator._Server] = None
+        self._server: Optional[httpserver.Server] = None
         self._thread: Optional[threading.Thread] = None
         self._actions: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             name: getattr(self, "_" + name) for name in _REQUIRED}
@@ -144,32 +144,16 @@ class ScfEmulator:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> ScfEmulator:
-        self._server = _server((self.host, self.port), self)
+        self._server = httpserver.Server((self.host, self.port), self, _Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="scf-emulator", daemon=True)
-        self._thread.start()
+        self._thread = httpserver.serve(self._server, "scf-emulator")
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> ScfEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}"
+        httpserver.shut(server, self._thread)
 
     # ---- what tests read and script ---------------------------------------------------------
 
@@ -211,7 +195,7 @@ class ScfEmulator:
         try:
             action, params = self._read(headers, body, method, target)
         except ApiError as exc:
-            return _reply(exc.response()), False
+            return answer(exc.response()), False
         call: dict[str, Any] = {"Action": action, "Params": _loggable(params), "Outcome": "ok"}
         with self._lock:
             self.calls.append(call)
@@ -222,15 +206,15 @@ class ScfEmulator:
                 response = self._actions[action](params)
             except ApiError as exc:
                 call["Outcome"] = "error:" + exc.code
-                return _reply(exc.response()), False
+                return answer(exc.response()), False
             except Exception as exc:  # a fake's bug: answer as Tencent would rather than hang the client
                 log.exception("SCF fake error in %s", action)
                 call["Outcome"] = "error:InternalError"
-                return _reply(ApiError("InternalError", f"fake error: {exc!r}").response()), False
+                return answer(ApiError("InternalError", f"fake error: {exc!r}").response()), False
         if fault is not None and fault["kind"] == "drop_after":
             call["Outcome"] = "dropped"
             return b"", True
-        return _reply(response), False
+        return answer(response), False
 
     def _read(self, headers: Any, body: bytes, method: str, target: str) -> tuple[str, dict[str, Any]]:
         split = urlsplit(target)
@@ -673,33 +657,22 @@ def _loggable(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _reply(response: dict[str, Any]) -> bytes:
-    return json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
-
-
-class _Handler(ses_emulator._Handler):
-    """The SES emulator's connection handling (keep-alive, no Nagle, tracked for stop()); SCF's API only."""
+class _Handler(httpserver.Handler):
+    """SCF's API only: every request, GET or POST, is an action."""
 
     server_version = "sesmail-scf-fake"
 
     def do_POST(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.send_error(400, "bad Content-Length")
+        body = self._body()
+        if body is None:
             return
-        body = self.rfile.read(length) if length > 0 else b""
         reply, drop = self.server.emulator.process(self.headers, body, self.command, self.path)
         if drop:
             self.close_connection = True
             return
-        self._send(ses_emulator._Reply(200, JSON_TYPE, reply))
+        self._send(httpserver.Reply(200, JSON_TYPE, reply))
 
     do_GET = do_POST
-
-
-def _server(address: tuple[str, int], emulator: ScfEmulator) -> ses_emulator._Server:
-    return ses_emulator._Server(address, emulator, _Handler)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 __all__ = [
     "BEIJING",
     "ApiError",
+    "answer",
     "bare_address",
     "beijing_time",
     "has_control",
@@ -39,6 +41,11 @@ class ApiError(Exception):
 
     def response(self) -> dict[str, Any]:
         return {"Error": {"Code": self.code, "Message": self.message}}
+
+
+def answer(response: dict[str, Any]) -> bytes:
+    """The API's JSON body: {"Response": {<the fields>, "RequestId"}} (SES's and SCF's alike)."""
+    return json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
 
 
 def json_or_none(text: Any) -> Any:

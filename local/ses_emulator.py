@@ -8,8 +8,9 @@ parameter shapes, scripted faults, chaos, the delivery worker); `ses_auth` check
 each action does (the families `ses_sending`, `ses_batch`, `ses_receivers`, `ses_identities`,
 `ses_reports`, over the shared `ses_account`); `mailstore` keeps the state in SQLite (in memory
 unless a data dir is given); `mailpage` serves the page and the `/_local` JSON API from the
-account's store. The arrows point one way: this module -> `mailpage` and `ses_actions` ->
-`ses_account` -> `mailstore` and `rendering`; none of them imports this module.
+account's store; `httpserver` is the server and connection handling it shares with the SCF fake.
+The arrows point one way: this module -> `mailpage` and `ses_actions` -> `ses_account` ->
+`mailstore` and `rendering`; none of them imports this module.
 
 It answers any client of the API as SES does, not only this project's: requests signed with
 TC3-HMAC-SHA256 (any `SignedHeaders` Tencent's signature page allows, the Python and the Node
@@ -50,21 +51,19 @@ import hmac
 import json
 import logging
 import os
-import socket
 import threading
 import time
-import uuid
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, NamedTuple, Optional
 from urllib.parse import parse_qsl, urlsplit
 
-from . import delivery, mailpage, rendering, ses_auth, ses_schema, statspage
+from . import delivery, httpserver, mailpage, rendering, ses_auth, ses_schema, statspage
 from .chaos import Chaos
+from .httpserver import Reply
 from .mailpage import TimerSource
 from .mailstore import MailStore
 from .ses_actions import Actions, Handler
-from .ses_common import ApiError, json_or_none
+from .ses_common import ApiError, answer, json_or_none
 
 __all__ = ["DEFAULT_APP_ID", "SES_REGIONS", "ApiError", "SesEmulator", "TimerSource", "main"]
 
@@ -84,15 +83,6 @@ SES_REGIONS = frozenset({"ap-guangzhou", "ap-hongkong", "ap-singapore"})
 DEFAULT_APP_ID = "1250000000"  # the AppId of the emulated account (MessageIds, callbacks' `username`)
 
 
-class _Reply(NamedTuple):
-    status: int
-    content_type: str
-    body: bytes
-    drop: bool = False  # close the connection instead of answering
-    delay: float = 0.0
-    headers: tuple[tuple[str, str], ...] = ()
-
-
 class _Request(NamedTuple):
     action: str
     version: Optional[str]
@@ -101,7 +91,7 @@ class _Request(NamedTuple):
     signature_method: str  # TC3-HMAC-SHA256, HmacSHA256 or HmacSHA1
 
 
-class SesEmulator:
+class SesEmulator(httpserver.Served):
     def __init__(self, secret_id: str = "AKIDlocal", secret_key: str = "local-secret-key",
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
                  data_dir: Optional[str] = None, templates_dir: Optional[str] = None,
@@ -147,7 +137,7 @@ class SesEmulator:
         self._tick_lock = threading.Lock()
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
-        self._server: Optional[_Server] = None
+        self._server: Optional[httpserver.Server] = None
         self._thread: Optional[threading.Thread] = None
         self._worker: Optional[threading.Thread] = None
         self._actions = Actions(self)
@@ -161,11 +151,9 @@ class SesEmulator:
 
     def start(self) -> SesEmulator:
         self._stopping.clear()
-        self._server = _Server((self.host, self.port), self)
+        self._server = httpserver.Server((self.host, self.port), self, _Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="ses-emulator", daemon=True)
-        self._thread.start()
+        self._thread = httpserver.serve(self._server, "ses-emulator")
         self._worker = threading.Thread(target=self._work, name="ses-emulator-delivery", daemon=True)
         self._worker.start()
         return self
@@ -176,23 +164,9 @@ class SesEmulator:
             return
         self._stopping.set()  # wakes handlers sleeping in a delay() fault, and the worker
         self._wakeup.set()
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join()
+        httpserver.shut(server, self._thread)
         if self._worker is not None:
             self._worker.join()
-
-    def __enter__(self) -> SesEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -322,7 +296,7 @@ class SesEmulator:
 
     # ---- request processing ----------------------------------------------------------------
 
-    def process(self, headers: Any, body: bytes, method: str = "POST", target: str = "/") -> _Reply:
+    def process(self, headers: Any, body: bytes, method: str = "POST", target: str = "/") -> Reply:
         """Turn one HTTP request (case-insensitive headers, raw body) into the reply to send."""
         try:
             request = self._read(method, target, headers, body)
@@ -344,12 +318,12 @@ class SesEmulator:
 
         if outcome.get("kind") == "drop_before":
             call["Outcome"] = "dropped"
-            return _Reply(200, ctype, b"", drop=True, delay=delay)
+            return Reply(200, ctype, b"", drop=True, delay=delay)
         if outcome.get("kind") == "http":
             status = outcome["status"]
             call["Outcome"] = f"http:{status}"
             html = f"<html><body><h1>{status}</h1>injected by the SES emulator</body></html>"
-            return _Reply(status, "text/html", html.encode(), delay=delay)
+            return Reply(status, "text/html", html.encode(), delay=delay)
         try:
             if limited:
                 raise ApiError("RequestLimitExceeded", f"The request count exceeds the frequency limit "
@@ -370,7 +344,7 @@ class SesEmulator:
             call["Outcome"] = "error:InternalError"
         if outcome.get("kind") == "drop_after":
             call["Outcome"] = "dropped"  # processed (and stored) but the reply is lost
-            return _Reply(200, ctype, b"", drop=True, delay=delay)
+            return Reply(200, ctype, b"", drop=True, delay=delay)
         return _json_reply(response, ctype, delay)
 
     def _chaos_outcome(self, action: str) -> dict[str, Any]:
@@ -532,7 +506,7 @@ class SesEmulator:
 
     # ---- the local HTTP API (mail page, /_local) -----------------------------------------------------
 
-    def local_request(self, method: str, target: str, headers: Any, body: bytes) -> _Reply:
+    def local_request(self, method: str, target: str, headers: Any, body: bytes) -> Reply:
         split = urlsplit(target)
         # The mail page's "Stats" tab: the send function's dashboard, its calls passed to the functions.
         parts = [part for part in split.path.split("/") if part]
@@ -540,50 +514,22 @@ class SesEmulator:
                                       mailpage.PAGE_CSP) if parts[:1] == ["_local"] else None
         if stats_page is not None:
             status, ctype, payload, extra = stats_page
-            return _Reply(status, ctype, payload, headers=tuple(extra.items()))
+            return Reply(status, ctype, payload, headers=tuple(extra.items()))
         status, ctype, payload, extra = mailpage.handle(self.account, self.chaos, self.timer_source, method,
                                                         split.path, split.query, headers, body)
-        return _Reply(status, ctype, payload, headers=tuple(extra.items()))
+        return Reply(status, ctype, payload, headers=tuple(extra.items()))
 
 
 # ---- helpers ---------------------------------------------------------------------------------
 
-def _json_reply(response: dict[str, Any], content_type: str = JSON_TYPE, delay: float = 0.0) -> _Reply:
-    body = json.dumps({"Response": dict(response, RequestId=str(uuid.uuid4()))}).encode()
-    return _Reply(200, content_type, body, delay=delay)
+def _json_reply(response: dict[str, Any], content_type: str = JSON_TYPE, delay: float = 0.0) -> Reply:
+    return Reply(200, content_type, answer(response), delay=delay)
 
 
 # ---- HTTP ------------------------------------------------------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.1 keep-alive without Nagle: otherwise Nagle + delayed ACK stall each reply on a
-    # reused connection by ~40 ms (headers and body go out as two writes).
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(httpserver.Handler):
     server_version = "sesmail-ses-emulator"
-    timeout = 300  # idle keep-alive connections of abandoned clients eventually free their thread
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per request on stderr drowns test and dev output
-
-    def _body(self) -> Optional[bytes]:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.send_error(400, "bad Content-Length")
-            return None
-        return self.rfile.read(length) if length > 0 else b""
 
     def do_POST(self) -> None:
         # Read the whole body even when dropping, so the close is a clean FIN the client sees as
@@ -624,45 +570,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(self.server.emulator.local_request(self.command, self.path, self.headers, body))
 
     do_DELETE = do_HEAD = _local
-
-    def _send(self, reply: _Reply) -> None:
-        try:
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(reply.body)
-        except OSError:  # the client gave up (e.g. read timeout during a delay fault)
-            self.close_connection = True
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], emulator: Any,
-                 handler: type[BaseHTTPRequestHandler] = _Handler) -> None:
-        self.emulator = emulator  # the SesEmulator (or the SCF fake, local/scf_emulator.py, with its handler)
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, handler)
-
-    def track(self, conn: socket.socket, alive: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if alive else self._connections.discard)(conn)
-
-    def close_connections(self) -> None:
-        """Unblock handler threads parked on idle keep-alive connections."""
-        with self._connections_lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -116,3 +116,18 @@ def send(env):
 def webhook(env):
     """The webhook function's main_handler."""
     return load_function("webhook").main_handler
+
+
+@pytest.fixture
+def synced_config(tmp_path, monkeypatch):
+    """The repository's sesmail.json as `make sync` leaves it (its templates' IDs written in), in the
+    test's folder, where `make deploy` reads it."""
+    from deploy import scf
+
+    with open(os.path.join(ROOT, "sesmail.json"), encoding="utf-8") as handle:
+        settings = json.load(handle)
+    settings["Templates"] = {"welcome": 1, "code": 2, "order": 3, "digest": 4}
+    path = tmp_path / "sesmail.json"
+    path.write_text(json.dumps(settings))
+    monkeypatch.setattr(scf, "CONFIG_FILE", str(path))
+    return path

@@ -3,7 +3,6 @@ of serverless.yml it refuses."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -19,7 +18,7 @@ SCF_KEYS = "app: sesmail\nstage: dev\ncomponent: scf\nname: job\ninputs:\n  name
 
 
 @pytest.fixture
-def command(deploy_env, layer_file, tmp_path, monkeypatch):
+def command(deploy_env, layer_file, synced_config, tmp_path, monkeypatch):
     """main([...]) with the deploy's environment, the test's layer, and a config file `make sync` has filled."""
     for key in ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"):
         monkeypatch.delenv(key, raising=False)
@@ -27,12 +26,6 @@ def command(deploy_env, layer_file, tmp_path, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(scf, "LAYER_FILE", str(layer_file))
     monkeypatch.setattr(desired, "BUILD_DIR", str(tmp_path / "build"))
-    with open(os.path.join(ROOT, "sesmail.json"), encoding="utf-8") as handle:
-        settings = json.load(handle)
-    settings["Templates"] = {"welcome": 1, "code": 2, "order": 3, "digest": 4}
-    synced = tmp_path / "sesmail.json"
-    synced.write_text(json.dumps(settings))
-    monkeypatch.setattr(scf, "CONFIG_FILE", str(synced))
     return cli.main
 
 

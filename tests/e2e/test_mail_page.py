@@ -18,8 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from local.ses_emulator import SesEmulator
-from tests.e2e.conftest import ROOT
-from tests.local.helpers import SECRET_ID, SECRET_KEY, call, make_client, wait_for
+from tests.local.helpers import call, make_client, no_proxy, stack_emulator, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a headless system chromium in a container, offline.
@@ -47,16 +46,9 @@ def browser():
 @pytest.fixture
 def emulator(monkeypatch):
     """An SES emulator of this test's own, with the repo's templates, on a free port."""
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                "SESMAIL_EMULATOR_CHAOS"):
-        monkeypatch.delenv(var, raising=False)
-    emu = SesEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, templates_dir=os.path.join(ROOT, "templates"))
-    emu.template_check = True
-    emu.senders = {"noreply@sesmail.local"}
-    emu.start()
-    yield emu
-    emu.stop()
-    emu.store.close()
+    no_proxy(monkeypatch)
+    with stack_emulator() as emu:
+        yield emu
 
 
 class Sender:

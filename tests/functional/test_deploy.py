@@ -36,18 +36,6 @@ def fake_layer(tmp_path, monkeypatch):
     return layer
 
 
-@pytest.fixture
-def synced_config(tmp_path, monkeypatch):
-    """The repository's sesmail.json as `make sync` leaves it: its templates' IDs written in."""
-    with open(os.path.join(ROOT, "sesmail.json"), encoding="utf-8") as handle:
-        settings = json.load(handle)
-    settings["Templates"] = {"welcome": 1, "code": 2, "order": 3, "digest": 4}
-    path = tmp_path / "sesmail.json"
-    path.write_text(json.dumps(settings))
-    monkeypatch.setattr(scf, "CONFIG_FILE", str(path))
-    return path
-
-
 def staged_doc(folder: str) -> dict:
     with open(os.path.join(folder, "serverless.yml"), encoding="utf-8") as handle:
         return yaml.safe_load(handle)

@@ -7,8 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from local.ses_emulator import SesEmulator
-from tests.local.helpers import SECRET_ID, SECRET_KEY, make_client
+from tests.local.helpers import make_client, no_proxy, stack_emulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BEIJING = timezone(timedelta(hours=8))
@@ -29,10 +28,15 @@ class Clock:
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch):
-    # The SDK and requests both honour *_PROXY; a local emulator must be reached directly.
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                "SESMAIL_EMULATOR_CHAOS"):
-        monkeypatch.delenv(var, raising=False)
+    no_proxy(monkeypatch)
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No SESMAIL_ or TENCENTCLOUD_ variable and no HTTP proxy: the local stack as on a fresh machine."""
+    for name in list(os.environ):
+        if name.startswith(("SESMAIL_", "TENCENTCLOUD_")) or name.lower() in ("http_proxy", "https_proxy"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -43,15 +47,8 @@ def clock():
 @pytest.fixture
 def ses(clock, tmp_path):
     """The repo's templates approved and checked, one known sender, the test's clock."""
-    emu = SesEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, templates_dir=os.path.join(ROOT, "templates"),
-                      data_dir=str(tmp_path / "emulator"))
-    emu.clock = clock
-    emu.template_check = True
-    emu.senders = {"noreply@sesmail.local"}
-    emu.start()
-    yield emu
-    emu.stop()
-    emu.store.close()
+    with stack_emulator(data_dir=str(tmp_path / "emulator"), clock=clock) as emu:
+        yield emu
 
 
 @pytest.fixture

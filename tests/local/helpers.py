@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable, Optional
 
 import pytest
 from tencentcloud.common import credential
@@ -16,8 +19,38 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.ses.v20201002 import ses_client
 
+from local.ses_emulator import SesEmulator
+from tests.conftest import ROOT
+
 SECRET_ID = "AKIDlocal"
 SECRET_KEY = "local-secret-key"
+
+
+def no_proxy(monkeypatch) -> None:
+    """The SDK and requests both honour *_PROXY; a local emulator must be reached directly (and
+    without the chaos the local stack would read)."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                "SESMAIL_EMULATOR_CHAOS"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@contextlib.contextmanager
+def stack_emulator(data_dir: Optional[str] = None,
+                   clock: Optional[Callable[[], float]] = None) -> Iterator[SesEmulator]:
+    """An SES emulator set up like the local stack's: the repo's templates approved and checked, one
+    known sender (noreply@sesmail.local); started on a free port, stopped and its store closed after."""
+    emu = SesEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, templates_dir=os.path.join(ROOT, "templates"),
+                      data_dir=data_dir)
+    if clock is not None:
+        emu.clock = clock
+    emu.template_check = True
+    emu.senders = {"noreply@sesmail.local"}
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+        emu.store.close()
 
 
 def make_client(emu, timeout: float = 10) -> ses_client.SesClient:

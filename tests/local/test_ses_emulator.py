@@ -25,13 +25,6 @@ BEIJING = timezone(timedelta(hours=8))
 DAY1 = datetime(2024, 5, 1, 10, 0, tzinfo=BEIJING).timestamp()  # a fixed emulator "now"
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    # The SDK and requests both honour *_PROXY; a local emulator must be reached directly.
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def emu():
     emulator = SesEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, token=None, host="127.0.0.1", port=0)

@@ -17,10 +17,7 @@ from tests.local.helpers import wait_for
 
 
 @pytest.fixture
-def smtp_stack(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith(("SESMAIL_", "TENCENTCLOUD_")) or name.lower() in ("http_proxy", "https_proxy"):
-            monkeypatch.delenv(name)
+def smtp_stack(clean_env, tmp_path, monkeypatch):
     monkeypatch.setenv("SESMAIL_TRANSPORT", "smtp")
     running = Stack(gateway_port=0, emulator_port=0, data_dir=str(tmp_path / "data")).start()
     yield running

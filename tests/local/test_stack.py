@@ -28,13 +28,6 @@ def main_handler(event, context):
 
 
 @pytest.fixture
-def clean_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith(("SESMAIL_", "TENCENTCLOUD_")) or name.lower() in ("http_proxy", "https_proxy"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
 def timers_file(tmp_path):
     folder = tmp_path / "functions" / "echo"
     folder.mkdir(parents=True)

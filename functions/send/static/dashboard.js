@@ -166,6 +166,36 @@
   }
 
   // -- the page ----------------------------------------------------------------------------------
+  /* After the guard, a section per chart (a rate per day: `rate` of /stats's days, against the
+   * guard's limit of that name) and per table (a row per bucket of /stats?By=`by`). */
+  const CHARTS = [
+    { id: "delivery", title: "Delivery rate", rate: "DeliveryRate", limit: null, label: "Delivered ÷ sent",
+      digits: 0, ceiling: 1 },
+    { id: "bounce", title: "Hard-bounce rate", rate: "BounceRate", limit: "BounceRate", label: "Hard bounces ÷ sent",
+      digits: 1 },
+    { id: "complaint", title: "Complaint rate", rate: "ComplaintRate", limit: "ComplaintRate",
+      label: "Spam reports ÷ sent", digits: 2 },
+  ];
+  const TABLES = [
+    { id: "templates", title: "By template", by: "template",
+      name: (b) => (b.Key === null ? "(no template)" : (b.Name ? `${b.Name} (${b.Key})` : `#${b.Key}`)) },
+    { id: "domains", title: "By sender domain", by: "domain", name: (b) => (b.Key === null ? "(unknown)" : b.Key) },
+  ];
+
+  function section(id, title, tag, className) {
+    const part = element("section");
+    part.setAttribute("aria-labelledby", id + "-title");
+    const heading = element("h2", null, title);
+    heading.id = id + "-title";
+    const content = element(tag, className);
+    content.id = id;
+    part.append(heading, content);
+    $("board").appendChild(part);
+  }
+
+  for (const chart of CHARTS) section(chart.id, chart.title, "figure", "chart");
+  for (const table of TABLES) section(table.id, table.title, "div", "rows");
+
   async function show() {
     const key = sessionStorage.getItem(STORAGE);
     $("login").hidden = Boolean(key);
@@ -177,18 +207,16 @@
     const days = $("days").value;
     status("Loading…");
     try {
-      const [byDay, byTemplate, byDomain, guard] = await Promise.all([
-        get(`/stats?Days=${days}`, key), get(`/stats?Days=${days}&By=template`, key),
-        get(`/stats?Days=${days}&By=domain`, key), get("/guard", key)]);
+      const [byDay, ...rest] = await Promise.all([get(`/stats?Days=${days}`, key),
+        ...TABLES.map((table) => get(`/stats?Days=${days}&By=${table.by}`, key)), get("/guard", key)]);
+      const guard = rest.pop();
       const limits = guard.Limits;
       const dates = byDay.Buckets.map((bucket) => bucket.Key);
-      lineChart($("delivery"), dates, byDay.Buckets.map((b) => b.DeliveryRate), null, "Delivered ÷ sent", 0, 1);
-      lineChart($("bounce"), dates, byDay.Buckets.map((b) => b.BounceRate), limits.BounceRate, "Hard bounces ÷ sent", 1);
-      lineChart($("complaint"), dates, byDay.Buckets.map((b) => b.ComplaintRate), limits.ComplaintRate,
-        "Spam reports ÷ sent", 2);
-      bars($("templates"), byTemplate.Buckets,
-        (b) => (b.Key === null ? "(no template)" : (b.Name ? `${b.Name} (${b.Key})` : `#${b.Key}`)), limits);
-      bars($("domains"), byDomain.Buckets, (b) => (b.Key === null ? "(unknown)" : b.Key), limits);
+      for (const chart of CHARTS) {
+        lineChart($(chart.id), dates, byDay.Buckets.map((b) => b[chart.rate]), chart.limit ? limits[chart.limit] : null,
+          chart.label, chart.digits, chart.ceiling);
+      }
+      TABLES.forEach((table, index) => bars($(table.id), rest[index].Buckets, table.name, limits));
       guardRows($("guard"), guard);
       status(`Updated ${new Date().toLocaleTimeString()}`);
     } catch (error) {
