@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from sesmail import batching, config, store, transport
+from sesmail import batching, config, ratelimit, store, transport
 from tests import db
 from tests.conftest import load_function
 from tests.events import context, http_event
@@ -414,6 +414,19 @@ def test_digest_items_are_grouped_per_recipient_and_sent_once(batch, ses_fake, d
     batch(timer_event("daily", time_="2026-11-24T01:00:00Z"), context())  # and the next day's run
     assert len(ses_fake.sent) == 2
 
+
+
+def test_a_throttled_digest_send_is_sent_again_once(batch, ses_fake, digest_config):
+    # RequestLimitExceeded means SES sent nothing: the same mail is sent again, and only once.
+    queue(batch, [{"Digest": "daily", "Email": f"r{n}@example.com", "Item": {"title": str(n)}} for n in range(3)])
+    ses_fake.fail("SendEmail", "RequestLimitExceeded", times=2)
+    try:
+        assert json.loads(batch(timer_event("daily"), context())["body"])["Sent"] == 3
+    finally:
+        ratelimit.reset()  # the throttle paused this container's limiter: not the next test's
+    outcomes = [call["Outcome"] for call in ses_fake.calls if call["Action"] == "SendEmail"]
+    assert sorted(outcomes) == ["error:RequestLimitExceeded"] * 2 + ["ok"] * 3
+    assert sorted(mail["Destination"][0] for mail in ses_fake.sent) == [f"r{n}@example.com" for n in range(3)]
 
 def test_an_unknown_digest_item_is_refused(batch, digest_config):
     status, body = queue(batch, {"Digest": "weekly", "Email": "a@example.com", "Item": {}})

@@ -153,6 +153,17 @@ class Proxy:
         self.sockets.clear()
 
 
+def run_threads(worker, count: int, instances: list[RedisLimiter]) -> None:
+    """`count` threads running `worker(n)` for instances n = 0, 1 in turn; then the links closed."""
+    threads = [threading.Thread(target=worker, args=(n % 2,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for limiter in instances:
+        limiter.link.close()
+
+
 # ---- shared through Redis ---------------------------------------------------------------------
 
 def test_two_instances_sharing_one_key_never_exceed_the_rate_together(redis_url, prefix):
@@ -171,13 +182,7 @@ def test_two_instances_sharing_one_key_never_exceed_the_rate_together(redis_url,
             starts[n].append(time.monotonic())
 
     # WHEN each runs three threads taking slots as fast as they are given, for about 2.5 s
-    threads = [threading.Thread(target=worker, args=(n % 2,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    for limiter in instances:
-        limiter.link.close()
+    run_threads(worker, 6, instances)
 
     # THEN together they never pass 20 in any sliding second, and both got their turns
     together = starts[0] + starts[1]
@@ -186,6 +191,45 @@ def test_two_instances_sharing_one_key_never_exceed_the_rate_together(redis_url,
     assert starts[0] and starts[1]
     assert not any(limiter.link.down for limiter in instances)
 
+
+class LateClock:
+    """The real clock, but every `every`-th sleep ends `late` seconds late (a thread woken late)."""
+
+    def __init__(self, every: int, late: float) -> None:
+        self.every, self.late, self.sleeps = every, late, 0
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.sleeps += 1
+            overslept = self.sleeps % self.every == 0
+        time.sleep(seconds + (self.late if overslept else 0.0))
+
+
+def test_callers_woken_late_are_counted_when_they_send_not_at_their_slots(redis_url, prefix):
+    # GIVEN two instances whose threads now and then wake 0.3 s after their slot
+    key = prefix + "rate:{acct:SendEmail}"
+    clock = LateClock(every=3, late=0.3)
+    instances = [RedisLimiter(RedisLink(redis_url), key, 20, LocalLimiter(10), clock=clock)
+                 for _ in range(2)]
+    starts: list[float] = []
+    stop = time.monotonic() + 3.0
+
+    def worker(n: int) -> None:
+        while instances[n].acquire(stop):
+            starts.append(time.monotonic())
+            time.sleep(0.05)  # the request in flight
+
+    # WHEN eight threads send for about 3 s
+    run_threads(worker, 8, instances)
+
+    # THEN no second holds more than 20 sends, counted when they went, not at their slots
+    assert clock.sleeps > 10 and len(starts) > 40
+    assert busiest_second(starts) <= 20
+    assert not any(limiter.link.down for limiter in instances)
 
 def test_a_penalty_from_one_instance_holds_back_the_other(redis_url, prefix):
     key = prefix + "rate:{acct:SendEmail}"
@@ -203,16 +247,16 @@ def test_a_refused_acquire_reserves_nothing_in_redis(redis_url, prefix):
     key = prefix + "rate:{acct:SendEmail}"
     limiter = RedisLimiter(RedisLink(redis_url), key, 20, LocalLimiter(10), burst=1)
     assert limiter.acquire(time.monotonic() + 5)
-    slots = redis_command(redis_url, "LRANGE", key + ":slots", 0, -1)
+    slots = redis_command(redis_url, "LRANGE", key + ":sent", 0, -1)
     assert limiter.acquire(time.monotonic()) is False  # the next slot is about 51 ms away
-    assert redis_command(redis_url, "LRANGE", key + ":slots", 0, -1) == slots
+    assert redis_command(redis_url, "LRANGE", key + ":sent", 0, -1) == slots
 
 
 def test_limiter_keys_expire_once_idle(redis_url, prefix):
     key = prefix + "rate:{acct:SendEmail}"
     limiter = RedisLimiter(RedisLink(redis_url), key, 20, LocalLimiter(10))
     assert limiter.acquire(time.monotonic() + 5)
-    for suffix in (":gcra", ":slots"):
+    for suffix in (":gcra", ":sent"):
         assert 0 < redis_command(redis_url, "PTTL", key + suffix) <= 62_000
 
 
@@ -223,7 +267,7 @@ def test_limiter_for_shares_through_the_configured_redis(redis_url, prefix):
     limiter = limiter_for(settings, "SendEmail", clock=clock)
     assert isinstance(limiter, RedisLimiter)
     assert limiter.acquire(clock.monotonic() + 5)  # a deadline on the limiter's own clock
-    assert redis_command(redis_url, "EXISTS", f"sesmail:rate:{{{appid}:SendEmail}}:slots") == 1
+    assert redis_command(redis_url, "EXISTS", f"sesmail:rate:{{{appid}:SendEmail}}:sent") == 1
     redis_command(redis_url, "DEL", *limiter.keys)
 
 

@@ -167,6 +167,33 @@ def test_start_jitter_up_to_the_margin_stays_within_ses_window():
     assert busiest_second(arrivals) <= 20
 
 
+class OversleepingClock(VirtualClock):
+    """A VirtualClock whose sleeps now and then end late, as a busy machine's do (a thread woken
+    late, a garbage-collector pause): every `every`-th sleep lasts `late` seconds longer."""
+
+    def __init__(self, every: int, late: float) -> None:
+        super().__init__()
+        self.every, self.late, self.sleeps = every, late, 0
+
+    def sleep(self, seconds: float) -> None:
+        with self._cond:
+            self.sleeps += 1
+            overslept = self.sleeps % self.every == 0
+        super().sleep(seconds + (self.late if overslept else 0.0))
+
+
+@pytest.mark.parametrize("late, every", [(0.03, 7), (0.2, 7), (0.9, 50)])
+def test_a_caller_woken_late_is_counted_when_it_sends_not_at_its_slot(late, every):
+    # A caller that wakes `late` after its slot sends then, not at the slot: had the limiter counted
+    # the slot, 21 requests would reach SES within one second about a second later.
+    clock = OversleepingClock(every=every, late=late)
+    limiter = LocalLimiter(20, clock=clock)
+    starts = run_workers(limiter, clock, workers=8, until=clock.monotonic() + 60, latency=lambda rng: 0.05)
+    assert len(starts) > 900
+    assert busiest_second(starts) <= 20
+    assert sustained(starts) >= 0.95 * 20
+
+
 def test_zero_margin_spaces_exactly_at_the_rate():
     clock = VirtualClock()
     limiter = LocalLimiter(20, margin=0.0, clock=clock)
@@ -326,7 +353,7 @@ def test_limiter_for_with_a_redis_url_connects_only_when_used():
     settings = SimpleNamespace(redis_url="redis://:pw@127.0.0.1:1/0", appid="1250000000", ses_rate_share=0.5)
     limiter = limiter_for(settings, "SendEmail", clock=FakeClock())
     assert isinstance(limiter, RedisLimiter)
-    assert limiter.keys == ["sesmail:rate:{1250000000:SendEmail}:gcra", "sesmail:rate:{1250000000:SendEmail}:slots"]
+    assert limiter.keys == ["sesmail:rate:{1250000000:SendEmail}:gcra", "sesmail:rate:{1250000000:SendEmail}:sent"]
     assert limiter.rate == 20 and limiter.fallback.rate == 10
     assert not limiter.link.connected
 

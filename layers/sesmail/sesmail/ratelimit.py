@@ -3,27 +3,30 @@
 SES allows 20 requests per second per API action per account, shared by every function instance;
 beyond it a call fails with `RequestLimitExceeded` (docs/ses.md#limits; each action's page says
 so, e.g. https://cloud.tencent.com/document/api/1288/51034). A digest sends thousands of SendEmail
-calls and should run close to that rate with no call refused, so a `Limiter` hands out start
-times ("slots") such that no 1-second window, counted the way SES is assumed to count (a sliding
-window over arrivals), ever holds more than `rate` requests:
+calls and should run close to that rate with no call refused, so a `Limiter` lets requests go such
+that no 1-second window, counted the way SES is assumed to count (a sliding window over arrivals),
+ever holds more than `rate` requests. `acquire` does it in two steps:
 
-- GCRA spacing (a leaky bucket kept as one "theoretical arrival time") spreads starts evenly at
-  `rate / (1 + margin)` with a short burst allowance, so a caller that comes back late may catch
-  up on a missed slot instead of losing it;
-- a log of the last `rate` slots is the hard cap: a new slot is at least `1 + margin` seconds after
-  the `rate`-th slot before it. A burst therefore never adds to the count, and the margin absorbs
-  that much jitter between our start and SES's arrival stamp (25 ms by default).
+- pacing: GCRA (a leaky bucket kept as one "theoretical arrival time") hands out start times
+  ("slots") spread evenly at `rate / (1 + margin)` with a short burst allowance, so a caller that
+  comes back late may catch up on a missed slot instead of losing it. Callers reserve a slot under
+  a lock and sleep outside it, so several threads keep requests in flight while the rate holds;
+- the cap, when the caller is about to send: a log of the last `rate` requests as they actually
+  went out (the moment each caller passed this step, not its slot) is the hard limit. A request
+  goes only once the `rate`-th before it went at least `1 + margin` seconds ago, else it waits.
+  A caller that starts late (a thread woken late, a stall before its request left) is thereby
+  logged when it really sent, so the window counts it where SES does. The margin absorbs that
+  much of the rest (signing, the network, SES's own stamp: 25 ms by default).
 
-Callers reserve a slot under a lock and sleep outside it, so several threads keep requests in
-flight while the limiter holds the rate. A reserved slot is never moved: `penalize()` delays only
-the slots handed out after it.
+A reserved slot is never moved: `penalize()` delays only the slots handed out after it.
 
 Without Redis each instance limits itself to its configured share (`ses_rate_share`): with N
 instances running at once give each 1/N (a whole number of requests per second each, since the
-per-second cap rounds down). With `SESMAIL_REDIS_URL` the same algorithm runs as a Lua script in
-Redis, keyed per account (`SESMAIL_APPID`) and action, on Redis's own clock (`TIME`): one round
-trip per slot, atomic across instances, whatever their clocks say. If Redis does not answer,
-sending goes on at the instance share, logged once per outage, and Redis is tried again later.
+per-second cap rounds down). With `SESMAIL_REDIS_URL` the same algorithm runs as Lua scripts in
+Redis, keyed per account (`SESMAIL_APPID`) and action, on Redis's own clock (`TIME`): two round
+trips per request (the slot, then the send), atomic across instances, whatever their clocks say.
+If Redis does not answer, sending goes on at the instance share, logged once per outage, and Redis
+is tried again later.
 
 The Redis client is `redis_client` (why one of our own: its text); this module holds only the
 rate-limiting logic and its Lua scripts.
@@ -35,7 +38,7 @@ import math
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from . import redis_client
 from .redis_client import RedisLink, RedisUnavailable
@@ -51,7 +54,7 @@ WINDOW_S = 1.0  # the window SES counts over
 # How much longer than SES's window ours is: absorbs this fraction of a second of jitter between
 # the moment we start a request and the moment SES stamps it (25 ms), for 2.4% of the rate.
 DEFAULT_MARGIN = 0.025
-# Slots a caller may take at once after a quiet spell; the slot log keeps the window cap anyway.
+# Slots a caller may take at once after a quiet spell; the sent log keeps the window cap anyway.
 DEFAULT_BURST = 2
 KEY_PREFIX = "sesmail:"
 
@@ -81,8 +84,9 @@ class Counters(Protocol):
 
 class Limiter(Protocol):
     def acquire(self, deadline_monotonic: float) -> bool:
-        """Block until the caller may start one request; False at once (and nothing reserved)
-        when that moment would come after `deadline_monotonic` (the clock's `monotonic()`)."""
+        """Block until the caller may send one request, and count it as sent now: the caller sends
+        at once. False (and nothing counted) when that moment would come after `deadline_monotonic`
+        (the clock's `monotonic()`)."""
         ...
 
     def penalize(self, seconds: float) -> None:
@@ -96,7 +100,7 @@ def _cap(rate: float) -> int:
 
 
 class LocalLimiter:
-    """GCRA spacing plus a log of recent slots, in this process only (see the module's text)."""
+    """GCRA pacing plus a log of recent sends, in this process only (see the module's text)."""
 
     def __init__(self, rate: float, *, burst: int = DEFAULT_BURST, margin: float = DEFAULT_MARGIN,
                  clock: Clock | None = None) -> None:
@@ -111,43 +115,66 @@ class LocalLimiter:
         self._lock = threading.Lock()
         self._tat = -math.inf  # theoretical arrival time of the next request
         self._paused_until = -math.inf
-        self._slots: deque[float] = deque(maxlen=self.cap)  # the last `cap` slots, oldest first
+        self._sent: deque[float] = deque(maxlen=self.cap)  # the last `cap` sends, oldest first
 
     def reserve(self, deadline: float) -> float | None:
         """The next slot (clock time), reserved; None, with nothing reserved, if after `deadline`."""
         with self._lock:
             now = self.clock.monotonic()
             slot = max(now, self._tat - self.tau, self._paused_until)
-            if len(self._slots) == self.cap:
-                slot = max(slot, self._slots[0] + self.span)
+            if len(self._sent) == self.cap:
+                slot = max(slot, self._sent[0] + self.span)  # the cap cannot let it go sooner anyway
             if slot > deadline:
                 return None
             self._tat = max(self._tat, slot) + self.interval
-            self._slots.append(slot)
             return slot
+
+    def send_now(self, deadline: float) -> float | None:
+        """Count a request sent now if the window has room: 0.0. Else the seconds until it has (nothing
+        counted), or None when that is after `deadline`."""
+        with self._lock:
+            now = self.clock.monotonic()
+            if len(self._sent) == self.cap:
+                due = self._sent[0] + self.span
+                if due > now:
+                    return None if due > deadline else due - now
+            self._sent.append(now)
+            return 0.0
 
     def acquire(self, deadline_monotonic: float) -> bool:
         slot = self.reserve(deadline_monotonic)
         if slot is None:
             return False
-        wait = slot - self.clock.monotonic()
-        if wait > 0:
-            self.clock.sleep(wait)
-        return True
+        return _wait_then_send(self.clock, slot - self.clock.monotonic(),
+                               lambda: self.send_now(deadline_monotonic))
 
     def penalize(self, seconds: float) -> None:
         with self._lock:
             self._paused_until = max(self._paused_until, self.clock.monotonic() + max(0.0, seconds))
 
 
+def _wait_then_send(clock: Clock, wait: float, send_now: Callable[[], float | None]) -> bool:
+    """Sleep `wait` (the slot), then ask `send_now` until the window has room (True) or the deadline
+    comes first (False)."""
+    while True:
+        if wait > 0:
+            clock.sleep(wait)
+        more = send_now()
+        if more is None:
+            return False
+        if more == 0:
+            return True
+        wait = more
+
+
 # ---- shared through Redis ---------------------------------------------------------------------
 
-# GCRA plus the slot log (the same algorithm as LocalLimiter), on Redis's clock. Times travel as
-# "%.6f" strings: a Lua number returned to Redis is truncated to an integer, and tostring() keeps
-# only 14 digits, too few for microseconds since 1970.
-# KEYS: 1 the state hash {tat, pause}, 2 the slot list (newest first).
+# The same two steps as LocalLimiter, on Redis's clock. Times travel as "%.6f" strings: a Lua
+# number returned to Redis is truncated to an integer, and tostring() keeps only 14 digits, too few
+# for microseconds since 1970.
+# Pacing: reserve a slot. KEYS: 1 the state hash {tat, pause}, 2 the sent log (newest first).
 # ARGV: 1 interval, 2 burst tolerance, 3 cap, 4 span, 5 longest wait the caller accepts.
-_ACQUIRE = """
+_RESERVE = """
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -160,12 +187,26 @@ if oldest then slot = math.max(slot, tonumber(oldest) + span) end
 if slot - now > tonumber(ARGV[5]) then return {0, string.format('%.6f', slot - now)} end
 tat = math.max(tat, slot) + interval
 redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', tat))
-redis.call('LPUSH', KEYS[2], string.format('%.6f', slot))
-redis.call('LTRIM', KEYS[2], 0, cap - 1)
 local ttl = math.ceil((math.max(tat, tonumber(state[2]) or now) - now + span) * 1000) + 60000
 redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
 return {1, string.format('%.6f', slot - now)}
+"""
+
+# The cap: count a send now if the window has room ({1, "0"}), else the wait ({0, seconds}).
+# KEYS: 1 the sent log (newest first). ARGV: 1 cap, 2 span.
+_SEND = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local cap, span = tonumber(ARGV[1]), tonumber(ARGV[2])
+local oldest = redis.call('LINDEX', KEYS[1], cap - 1)
+if oldest and tonumber(oldest) + span > now then
+  return {0, string.format('%.6f', tonumber(oldest) + span - now)}
+end
+redis.call('LPUSH', KEYS[1], string.format('%.6f', now))
+redis.call('LTRIM', KEYS[1], 0, cap - 1)
+redis.call('PEXPIRE', KEYS[1], math.ceil(span * 1000) + 60000)
+return {1, '0'}
 """
 
 # KEYS: 1 the state hash. ARGV: 1 seconds, 2 span.
@@ -213,7 +254,7 @@ class RedisLimiter:
         self.clock = clock or SYSTEM_CLOCK
         # One hash tag for both keys: Redis Cluster (and TencentDB's cluster edition) run a script
         # only when all its keys live in one slot.
-        self.keys = [f"{key}:gcra", f"{key}:slots"]
+        self.keys = [f"{key}:gcra", f"{key}:sent"]
         self.span = WINDOW_S * (1.0 + margin)
         self.interval = self.span / (rate * WINDOW_S)
         self.tau = (burst - 1) * self.interval
@@ -224,18 +265,25 @@ class RedisLimiter:
         if longest < 0:
             return False
         try:
-            granted, wait = self.link.script(_ACQUIRE, self.keys, [
+            granted, wait = self.link.script(_RESERVE, self.keys, [
                 repr(self.interval), repr(self.tau), self.cap, repr(self.span), repr(longest)])
         except RedisUnavailable:
             return self.fallback.acquire(deadline_monotonic)
         if not granted:
             return False
-        # Redis's wait counts from its own `now`, which our request reached half a round trip
+        # Redis's waits count from its own `now`, which our request reached half a round trip
         # ago: sleeping all of it starts a little late, never early.
-        seconds = float(wait)
-        if seconds > 0:
-            self.clock.sleep(seconds)
-        return True
+        try:
+            return _wait_then_send(self.clock, float(wait), lambda: self._send_now(deadline_monotonic))
+        except RedisUnavailable:
+            return self.fallback.acquire(deadline_monotonic)
+
+    def _send_now(self, deadline: float) -> float | None:
+        sent, wait = self.link.script(_SEND, self.keys[1:], [self.cap, repr(self.span)])
+        if sent:
+            return 0.0
+        seconds = max(float(wait), 1e-6)
+        return None if self.clock.monotonic() + seconds > deadline else seconds
 
     def penalize(self, seconds: float) -> None:
         try:

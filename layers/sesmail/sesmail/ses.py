@@ -101,6 +101,10 @@ class SesClient:
     def call(self, action: str, params: dict, deadline: Deadline, limiter: Limiter | None = None) -> dict:
         """Call one SES action; the `Response` object on success, or one of our errors. With a
         `limiter` (sesmail.ratelimit), every attempt, retries included, waits for its slot."""
+        if limiter is not None:
+            # The SDK's first import and client take a while: done before the limiter counts the
+            # request as sent, so that it leaves when the limiter believes it does.
+            self._sdk_client()
         return retried(action, deadline, self.settings.ses_attempts,
                        lambda remaining: self._call_once(action, params, remaining), limiter)
 
