@@ -123,3 +123,20 @@ def test_two_stores_on_one_file_folding_at_once_count_each_event_once(db):
     assert not errors
     assert raw_delivered(first) == 300
     assert table(second, "day")[day_of(NOW)]["Delivered"] == 300
+
+
+def test_a_batch_that_fails_never_fails_the_events_it_follows(db, monkeypatch):
+    store = db()
+    real = type(store)._fold_page
+    failures = []
+
+    def broken(self, cursor):
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, cursor)
+
+    monkeypatch.setattr(type(store), "_fold_page", broken)
+    assert ingest(store, deliveries(store_stats.FOLD_EVERY))[0] == store_stats.FOLD_EVERY  # stored, no error
+    assert failures and raw_delivered(store) == 0
+    assert table(store, "day")[day_of(NOW)]["Delivered"] == store_stats.FOLD_EVERY  # the next batch counts them

@@ -31,6 +31,7 @@ import json
 from typing import Any, Callable
 
 from ..addresses import bare_address
+from ..errors import StoreUnavailable
 from .database import CHUNK
 from .events_sql import EventsSql
 
@@ -237,7 +238,12 @@ class StatsSql(EventsSql):
             new, counted = self._run(work, transaction=True)
         self._stored_since_fold += new
         if self._stored_since_fold >= FOLD_EVERY:
-            self.fold_counts()
+            try:
+                self.fold_counts()
+            except StoreUnavailable:  # the events are stored: the next fold counts them
+                from .. import log
+
+                log.warning("the statistics' batch could not be counted; the next one counts it")
         return new, counted
 
     def _ingest_sql(self, events: int, facts: int) -> str:
