@@ -12,10 +12,10 @@ retry, so a refused callback is a lost event, and one bad item must not cost the
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from .errors import InvalidInput
+from .log import json_encoder_for
 
 __all__ = [
     "DELIVERY_EVENTS",
@@ -51,8 +51,8 @@ _INT64 = 2**63
 # Longest string kept for a detail (the message id is a VARCHAR(255) column; the rest live in JSON).
 _MAX_TEXT = {"MessageId": 255}
 # json.dumps with options builds an encoder per call; these are built once (the webhook's hot path).
-_identity = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_identity = json_encoder_for(separators=(",", ":"), sort_keys=True)
+_compact = json_encoder_for(separators=(",", ":"))
 # Kept in the raw payload and the record, not among an event's public details.
 _PRIVATE = ("MessageId", "Timestamp", "Username", "From", "Subject", "SentTimestamp")
 

@@ -8,7 +8,6 @@ Cloud's vocabulary, so a caller sees the same code whether this layer or SES ref
 from __future__ import annotations
 
 import hmac
-import json
 import os
 import re
 import time
@@ -34,22 +33,21 @@ if TYPE_CHECKING:
 __all__ = ["App", "Call", "Response", "Route", "error_response", "response"]
 
 JSON_HEADERS = {"Content-Type": "application/json"}
-# One encoder for every response: json.dumps with options builds a new encoder per call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# One encoder for every response, made once (json.dumps with options makes one per call).
+_encode = log.json_encoder_for(separators=(",", ":"), allow_nan=False)
 
 
 def response(status: int, body: dict, headers: dict | None = None) -> dict:
-    out_headers = dict(JSON_HEADERS)
-    if headers:
-        out_headers.update(headers)
+    out_headers = {**JSON_HEADERS, **headers} if headers else dict(JSON_HEADERS)
     return {"isBase64Encoded": False, "statusCode": status, "headers": out_headers, "body": _encode(body)}
 
 
 def error_response(error: SesmailError, request_id: str) -> dict:
-    headers = {"X-Request-Id": request_id}
+    headers = {**JSON_HEADERS, "X-Request-Id": request_id}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, int(error.retry_after)))
-    return response(error.status, {"Error": error.to_error(), "RequestId": request_id}, headers)
+    return {"isBase64Encoded": False, "statusCode": error.status, "headers": headers,
+            "body": _encode({"Error": error.to_error(), "RequestId": request_id})}
 
 
 class Response:
@@ -118,6 +116,7 @@ class Route:
         self.handler = handler
         self.public = public
         self.scope = scope or "admin"
+        self.name = f"{method} {pattern}"  # what the request's log line calls it
         # "*" matches every path (the webhook takes callbacks on any path).
         self.regex = re.compile(".*" if pattern == "*" else
                                 "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/") or "/") + "/?$")
@@ -131,9 +130,10 @@ def _cors_headers(origin: str) -> dict[str, str]:
 def _authenticate(call: Call) -> None:
     """API key from `Authorization: Bearer <key>` or `X-Api-Key: <key>`, compared in constant time
     against every configured key (none configured: every request is refused; docs/security.md#api-keys)."""
-    supplied = (call.header("x-api-key") or "").strip()
+    headers = call.request.headers if call.request else {}
+    supplied = (headers.get("x-api-key") or "").strip()
     if not supplied:
-        scheme, _, token = (call.header("authorization") or "").partition(" ")
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
         supplied = token.strip() if scheme.lower() == "bearer" else ""
     if not supplied:
         raise Unauthorized("an API key is required: Authorization: Bearer <key> or X-Api-Key")
@@ -155,7 +155,9 @@ class App:
         self.function_dir = os.path.dirname(os.path.abspath(function_file))
         self.name = name
         self.routes = routes
+        self._static: dict[tuple[str, str], Route] = {}  # (method, path) -> its route, for paths without parameters
         self.direct = direct  # the route a direct invocation (SCF Invoke API) takes, if any
+        self.direct_name = f"invoke {direct.pattern}" if direct is not None else ""
         self.timer = timer  # what a timer event runs, if this function has timers
 
     def _preflight(self, call: Call) -> dict:
@@ -173,12 +175,18 @@ class App:
         return {"isBase64Encoded": False, "statusCode": 204, "headers": headers, "body": ""}
 
     def _match(self, request: envelopes.Request) -> tuple[Route, dict]:
+        known = self._static.get((request.method, request.path))
+        if known is not None:
+            return known, {}
         allowed = []
         for route in self.routes:
             match = route.regex.match(request.path)
             if match:
                 if route.method == request.method or (request.method == "HEAD" and route.method == "GET"):
-                    return route, match.groupdict()
+                    params = match.groupdict()
+                    if not params and len(self._static) < 256:  # a path without parameters, remembered
+                        self._static[(request.method, request.path)] = route
+                    return route, params
                 allowed.append(route.method)
         if allowed:
             raise MethodNotAllowed(f"{request.method} is not supported on this path; allowed: "
@@ -209,14 +217,16 @@ class App:
                     status = 204
                     return self._preflight(call)
                 route, call.params = self._match(request)
-                route_name = f"{route.method} {route.pattern}"
+                route_name = route.name
                 if not route.public:
                     _authenticate(call)
-                    origin = request.headers.get("origin")
-                    if policy.check_origin(settings, call.client, origin) and origin:
-                        cors = _cors_headers(origin)
-                    policy.check_scope(settings, call.client, route.scope)
-                    policy.check_request(settings, call.client)
+                    # A client without a policy (a server-side one) has nothing more to check.
+                    if policy.policy_for(settings, call.client) is not None:
+                        origin = request.headers.get("origin")
+                        if policy.check_origin(settings, call.client, origin) and origin:
+                            cors = _cors_headers(origin)
+                        policy.check_scope(settings, call.client, route.scope)
+                        policy.check_request(settings, call.client)
             elif kind == "timer" and self.timer is not None:
                 route_name = "timer"
                 call = Call(None, settings, deadline, request_id)
@@ -227,7 +237,7 @@ class App:
                 return response(status, dict(result.body, RequestId=request_id))
             elif kind == "direct" and self.direct is not None:
                 route = self.direct
-                route_name = f"invoke {route.pattern}"
+                route_name = self.direct_name
                 call = Call(None, settings, deadline, request_id)
                 call.trusted = True
                 call.direct_payload = event
@@ -253,7 +263,8 @@ class App:
                 # run key (TriggerName + Time) makes that retry safe.
                 raise
             answer = error_response(exc, request_id)
-            answer["headers"].update(cors)
+            if cors:
+                answer["headers"].update(cors)
             return answer
         except Exception as exc:  # a bug: logged by type, never with the payload
             code = "InternalError"

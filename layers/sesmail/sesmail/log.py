@@ -10,20 +10,42 @@ import json
 import sys
 import threading
 import time
+from json import encoder as json_encoder
+from typing import Any, Callable
 
-__all__ = ["bind", "context", "error", "info", "mask", "note", "summary", "warning"]
+__all__ = ["bind", "context", "error", "info", "json_encoder_for", "mask", "note", "summary", "warning"]
 
 # Per thread: SCF runs one invocation per instance at a time, but the local gateway serves several
 # at once in threads. A thread that never bound (a digest's sending pool) uses the last binding.
 _local = threading.local()
 _last: dict = {"context": {}, "notes": {}}
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+def json_encoder_for(separators: tuple[str, str] = (", ", ": "), default: Callable[[Any], Any] | None = None,
+                     allow_nan: bool = True, sort_keys: bool = False) -> Callable[[Any], str]:
+    """`json.JSONEncoder(ensure_ascii=False, ...).encode`, same text, with the C encoder made once:
+    `encode` makes a new one (and its Python set-up) on every call, a third of a short line's cost
+    (docs/benchmarks.md). No circular-reference check: the layer encodes parsed JSON and dicts it
+    builds, never a cycle (one would end in RecursionError instead of ValueError)."""
+    options = json.JSONEncoder(ensure_ascii=False, separators=separators, default=default, allow_nan=allow_nan,
+                               sort_keys=sort_keys)
+    make = getattr(json_encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the _json accelerator
+        return options.encode
+    run = make(None, options.default, json_encoder.encode_basestring, None, options.key_separator,
+               options.item_separator, sort_keys, False, allow_nan)
+    join = "".join
+    return lambda value: join(run(value, 0))
+
+
+_encode = json_encoder_for(default=str)
 
 
 def bind(**fields) -> None:
     """Start an invocation: `fields` (request id, function) go into every line until the next."""
-    _local.context, _local.notes = dict(fields), {}
-    _last["context"], _last["notes"] = _local.context, _local.notes
+    notes: dict = {}
+    _local.context, _local.notes = fields, notes  # `fields` is this call's own dict: nobody else holds it
+    _last["context"], _last["notes"] = fields, notes
 
 
 def context() -> dict:
@@ -42,7 +64,9 @@ def summary(message: str, **fields) -> None:
     notes = getattr(_local, "notes", None)
     notes = notes if notes is not None else _last["notes"]
     notes.update(fields)
-    _write("INFO", message, {k: v for k, v in notes.items() if v is not None})
+    if None in notes.values():  # most lines have no empty field: no copy for them
+        notes = {k: v for k, v in notes.items() if v is not None}
+    _write("INFO", message, notes)
 
 
 def mask(address: str | None) -> str | None:

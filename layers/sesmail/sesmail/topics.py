@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, Forbidden, InvalidInput
+from .log import json_encoder_for
 
 __all__ = ["ALL_TOPICS", "HEADER_POST", "RESERVED_HEADERS", "TOPIC_NAME", "TOPIC_SCOPE", "Reader",
            "add_to_recipients", "apply_to_batch", "apply_to_send", "check_topic", "enabled", "headers_for", "mint",
@@ -52,7 +53,7 @@ _TAG_BYTES = 16  # 128 bits
 _KEY_ID_BYTES = 4
 _HEAD = struct.Struct(">B4s16sIB")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_compact = json_encoder_for(separators=(",", ":"), allow_nan=False)
 
 
 # -- settings -------------------------------------------------------------------------------------

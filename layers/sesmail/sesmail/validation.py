@@ -13,12 +13,12 @@ header cannot carry; SES's own limits and codes are in `rules`.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Callable
 
 from .envelopes import loads
 from .errors import InvalidInput
+from .log import json_encoder_for
 
 __all__ = [
     "HEADER_CODE",
@@ -48,15 +48,17 @@ __all__ = [
 # A compiled spec: (value, path) -> the value, normalised; raises InvalidInput. Values are JSON.
 Check = Callable[[Any, str], Any]
 # JSON as SES receives it: compact, UTF-8 as is, no NaN.
-compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+compact = json_encoder_for(separators=(",", ":"), allow_nan=False)
 
 # An address as SES accepts it: ASCII dot-atom local part and a dotted domain (IDNs in punycode).
-_ADDRESS = re.compile(
+_ADDRESS_PATTERN = (
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
 )
-# `Alias <address>`: SES wants one space before `<` and no colon in the alias.
-_NAMED = re.compile(r'([^<>:"\r\n]*[^<>:"\r\n ]) <([^<>\s]+)>')
+_ADDRESS = re.compile(_ADDRESS_PATTERN)
+# `Alias <address>`: SES wants one space before `<` and no colon in the alias; the address is
+# checked in the same pass.
+_NAMED_ADDRESS = re.compile(r'([^<>:"\r\n]*[^<>:"\r\n ]) <(' + _ADDRESS_PATTERN + ")>")
 
 # What a mail header cannot carry, on either transport: every line boundary of str.splitlines()
 # (CR, LF, VT, FF, the separators FS/GS/RS, NEL, U+2028, U+2029), where a header line would end
@@ -213,20 +215,21 @@ class Address(Spec):
 
     def compile(self) -> Check:
         code, named = self.code, self.named
-        fullmatch, named_match = _ADDRESS.fullmatch, _NAMED.fullmatch
+        fullmatch, named_match, unsafe = _ADDRESS.fullmatch, _NAMED_ADDRESS.fullmatch, _HEADER_UNSAFE.search
 
         def check(value, path):
             if not isinstance(value, str):
                 raise refuse("InvalidParameter", path, "must be a string")
             if not value:
                 raise refuse("InvalidParameterValue.EmailAddressIsNULL", path, "must not be empty")
-            address = value
-            if named:
+            if named and unsafe(value) is not None:
                 check_header(value, path)  # the alias is free text in the From or Reply-To header
             if named and value.endswith(">"):
                 match = named_match(value)
-                address = match.group(2) if match else ""
-            if len(address) > 254 or not fullmatch(address) or len(address.partition("@")[0]) > 64:
+                address = match.group(2) if match else None
+            else:
+                address = value if fullmatch(value) else None
+            if address is None or len(address) > 254 or address.find("@") > 64:  # one "@": the local part
                 raise refuse(code, path, "is not a well-formed email address"
                              + (" (or `Alias <address>`)" if named else ""))
             return value
@@ -261,7 +264,10 @@ class List(Spec):
                 raise refuse(high_code, path, f"has more than {high} items")
             if len(value) < low:
                 raise refuse(low_code, path, f"must have at least {low} item")
-            return [item(entry, f"{path}[{index}]") for index, entry in enumerate(value)]
+            out = []  # a loop, not a comprehension: one frame less per list (and per refusal)
+            for index, entry in enumerate(value):
+                out.append(item(entry, f"{path}[{index}]"))
+            return out
 
         return check
 
@@ -330,7 +336,7 @@ class Object(Spec):
                 if field_check is None:
                     raise refuse("UnknownParameter", join(path, str(name)), "is not a known field")
                 if entry is not None:  # JSON null reads as "not given", as the SDK serialises it
-                    out[name] = field_check(entry, join(path, name))
+                    out[name] = field_check(entry, f"{path}.{name}" if path else name)  # join(), inlined
             for name in required:
                 if name not in out:
                     raise refuse(missing_code, join(path, name), "is required")
