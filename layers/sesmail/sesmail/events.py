@@ -50,6 +50,8 @@ OPTIONAL_FIELDS: dict[str, tuple[str, type]] = {
 _INT64 = 2**63
 # Longest string kept for a detail (the message id is a VARCHAR(255) column; the rest live in JSON).
 _MAX_TEXT = {"MessageId": 255}
+# OPTIONAL_FIELDS as the loop in normalise reads them: (field, detail, type, longest string).
+_OPTIONAL = tuple((name, ours, kind, _MAX_TEXT.get(ours, 4096)) for name, (ours, kind) in OPTIONAL_FIELDS.items())
 # json.dumps with options builds an encoder per call; these are built once (the webhook's hot path).
 _identity = json_encoder_for(separators=(",", ":"), sort_keys=True)
 _compact = json_encoder_for(separators=(",", ":"))
@@ -139,14 +141,16 @@ def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polle
     """A store row for one callback (see store.insert_events); `raw` is the payload, or its JSON
     text as received (kept as is: no second encoding on the hot path)."""
     details: dict[str, Any] = {}
-    for name, (ours, kind) in OPTIONAL_FIELDS.items():
-        value = fields.get(name)
+    get = fields.get
+    for name, ours, kind, width in _OPTIONAL:
+        value = get(name)
         # bool is an int in Python but not in JSON; "" is how old payloads say "absent".
-        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+        if value is None or value.__class__ is not kind:  # (an int or str subclass is no JSON value)
             continue
-        if isinstance(value, int) and not -_INT64 <= value < _INT64:
-            continue  # BIGINT columns; a larger number is not one SES sends
-        if isinstance(value, str) and (len(value) > _MAX_TEXT.get(ours, 4096) or "\x00" in value):
+        if kind is int:
+            if not -_INT64 <= value < _INT64:
+                continue  # BIGINT columns; a larger number is not one SES sends
+        elif not value or len(value) > width or "\x00" in value:
             continue  # wider than its column (or holding NUL, which PostgreSQL text refuses): absent
         details[ours] = value
     event = fields["event"].strip()
