@@ -28,6 +28,7 @@ JSON API (PascalCase, as SES's own JSON):
   GET|POST|DELETE /_local/chaos                 random faults ({"Chaos": "<spec>"}, see local.chaos)
   GET    /_local/timers, POST /_local/timers/<TriggerName>   list timers, fire one now
   GET    /_local/health                         {"Status": "ok"}
+  GET    /_local/calls                          the API calls' Action and Outcome (the emulator answers it)
 
 A state filter (`state=`, `is:`) keeps the mails with at least one event of that name by now,
 for any recipient; `queued` keeps those with no delivery outcome yet. Each mail carries `State`,

@@ -36,7 +36,8 @@ digits>` (Beijing time), the AppId being `app_id` (`SESMAIL_EMULATOR_APP_ID`, de
 
 State a test reads: `calls` (one dict per authenticated request: Action, Params, Headers,
 SignatureMethod, Outcome "ok" / "error:<Code>" / "dropped" / "http:<status>"), `sent` (accepted
-SendEmail params plus MessageId and RequestTime), `store` (everything else). Knobs, all off by
+SendEmail params plus MessageId and RequestTime), `store` (everything else); `GET /_local/calls`
+lists the calls' Action and Outcome for a client in another process. Knobs, all off by
 default so a bare emulator accepts what the SDK can send to SES: `senders` (None: any sender),
 `template_check`, `rate_limit`, `recipient_hourly_limit`, `daily_quota`, `callback_url`, `clock`,
 `auth_clock`, `regions` (SES's by default; None: any), the delays `receiver_upload_seconds`,
@@ -65,7 +66,7 @@ from .mailstore import MailStore
 from .ses_actions import Actions, Handler
 from .ses_common import ApiError, answer, json_or_none
 
-__all__ = ["DEFAULT_APP_ID", "SES_REGIONS", "ApiError", "SesEmulator", "TimerSource", "main"]
+__all__ = ["DEFAULT_APP_ID", "SES_REGIONS", "ApiError", "SesEmulator", "TimerSource", "from_args", "main"]
 
 log = logging.getLogger("sesmail.local")
 
@@ -510,6 +511,10 @@ class SesEmulator(httpserver.Served):
         split = urlsplit(target)
         # The mail page's "Stats" tab: the send function's dashboard, its calls passed to the functions.
         parts = [part for part in split.path.split("/") if part]
+        if parts == ["_local", "calls"] and method in ("GET", "HEAD"):
+            with self._lock:
+                calls = [{"Action": call["Action"], "Outcome": call["Outcome"]} for call in self.calls]
+            return Reply(200, JSON_TYPE, json.dumps({"Calls": calls}).encode())
         stats_page = statspage.handle(self.functions_url, method, parts[1:], split.query, headers,
                                       mailpage.PAGE_CSP) if parts[:1] == ["_local"] else None
         if stats_page is not None:
@@ -572,13 +577,16 @@ class _Handler(httpserver.Handler):
     do_DELETE = do_HEAD = _local
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def from_args(argv: Optional[list[str]] = None) -> SesEmulator:
+    """The emulator main() runs, configured by its command line and environment, not started."""
     parser = argparse.ArgumentParser(description="Local fake of Tencent Cloud SES (API 2020-10-02).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--data-dir", help="keep mails and lists in SQLite here (default: in memory)")
     parser.add_argument("--templates", help="a templates/ directory to load (turns template checking on)")
     parser.add_argument("--callback-url", help="where to post delivery callbacks")
+    parser.add_argument("--rate-limit", type=int, metavar="N",
+                        help="refuse more than N requests of an action per second, as SES does at 20 (default: off)")
     args = parser.parse_args(argv)
     try:
         emu = SesEmulator(secret_id=os.environ.get("SESMAIL_LOCAL_SECRET_ID", "AKIDlocal"),
@@ -589,8 +597,13 @@ def main(argv: Optional[list[str]] = None) -> None:
         raise SystemExit(f"SESMAIL_EMULATOR_APP_ID: {exc}") from None
     emu.template_check = bool(args.templates)
     emu.callback_url = args.callback_url
+    emu.rate_limit = args.rate_limit
     emu.set_chaos(os.environ.get("SESMAIL_EMULATOR_CHAOS", ""))
-    emu.start()
+    return emu
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    emu = from_args(argv).start()
     print(f"SES emulator on http://{emu.endpoint} (SecretId {emu.secret_id}); Ctrl-C stops it", flush=True)
     try:
         while True:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.local.helpers import call, code_of, template_data
+import json
+import urllib.request
+
+from local import ses_emulator
+from tests.local.helpers import call, code_of, make_client, template_data
 
 
 def send(to="ada@example.com", **overrides):
@@ -70,6 +74,33 @@ def test_the_rate_limit_is_per_action(ses, client, clock):
     assert call(client, "ListSendTasks", {"Offset": 0, "Limit": 10})["TotalCount"] == 0
     clock.advance(1)
     assert call(client, "SendEmail", send())["MessageId"]
+
+
+def test_the_command_line_sets_the_rate_limit_and_chaos_and_calls_can_be_read_over_http(monkeypatch, clock):
+    monkeypatch.setenv("SESMAIL_EMULATOR_CHAOS", "SendEmail:latency=1ms")
+    emu = ses_emulator.from_args(["--port", "0", "--rate-limit", "2"])
+    emu.clock = clock
+    emu.start()
+    try:
+        assert (emu.rate_limit, emu.chaos.describe()["Chaos"]) == (2, "SendEmail:latency=1ms")
+        client = make_client(emu)
+        params = send(FromEmailAddress="digest@example.com", Template={"TemplateID": 9, "TemplateData": "{}"})
+        call(client, "SendEmail", params)
+        call(client, "SendEmail", params)
+        assert code_of(client, "SendEmail", params) == "RequestLimitExceeded"
+        with urllib.request.urlopen(f"{emu.url}/_local/calls", timeout=10) as reply:
+            calls = json.loads(reply.read())
+        assert calls == {"Calls": [{"Action": "SendEmail", "Outcome": "ok"}, {"Action": "SendEmail", "Outcome": "ok"},
+                                   {"Action": "SendEmail", "Outcome": "error:RequestLimitExceeded"}]}
+    finally:
+        emu.stop()
+        emu.store.close()
+
+
+def test_without_a_rate_limit_on_the_command_line_there_is_none():
+    emu = ses_emulator.from_args(["--port", "0"])
+    assert emu.rate_limit is None
+    emu.store.close()
 
 
 def test_a_request_over_8_mb_is_refused_before_anything_is_stored(ses, client):
