@@ -27,7 +27,7 @@ topic_env = shared.topic_env  # the topics suite's settings: topics, one-click o
 
 OTHER = "two@example.com"
 CLIENTS = {"web": {"Scopes": ["batch"], "Templates": [100091]}, "shop": {"Scopes": ["batch"]},
-           "ops": {"Scopes": ["admin"]}}
+           "ops": {"Scopes": ["admin"]}, "news": {"Scopes": ["batch"], "MailsPerRecipientPerHour": 1}}
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def batch(topic_env, tmp_path, monkeypatch):
     settings = json.loads(settings_file.read_text())
     settings["Clients"] = CLIENTS
     settings_file.write_text(json.dumps(settings))
-    monkeypatch.setenv("SESMAIL_API_KEYS", "dev-key,web=web-key-1,shop=shop-key,ops=ops-key")
+    monkeypatch.setenv("SESMAIL_API_KEYS", "dev-key,web=web-key-1,shop=shop-key,ops=ops-key,news=news-key")
     config.reset()
     return load_function("batch").main_handler
 
@@ -258,6 +258,16 @@ def test_each_firing_is_held_to_the_client_policy_as_it_is_then(batch, ses_fake,
     assert ses_fake.calls == []
     last = task(batch, body["TaskId"], key="web-key-1")[1]["Task"]["LastFiring"]
     assert last["Error"]["Code"] == "UnauthorizedOperation.TemplateNotAllowed"
+
+
+def test_each_firing_counts_mails_per_recipient_per_hour_and_leaves_out_who_is_over(batch, ses_fake):
+    _, body = post(batch, recurring(), key="news-key")
+    assert post(batch, batch_payload(Recipients=[{"Email": READER}]), key="news-key")[0] == 200  # READER's one mail
+    ses_fake.calls.clear()
+    make_due(body["TaskId"])
+    assert job(batch)["Fired"] == 1
+    assert [row["Email"] for row in uploaded(ses_fake)] == [OTHER]
+    assert task(batch, body["TaskId"], key="news-key")[1]["Task"]["LastFiring"]["RateLimited"] == ["Recipients[0]"]
 
 
 def test_a_narrow_key_cannot_read_or_cancel_another_clients_schedule(batch, ses_fake):

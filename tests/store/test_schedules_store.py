@@ -1,11 +1,23 @@
 """The store's part of schedules (docs/topics.md#schedules), on SQLite, PostgreSQL and MariaDB: a
 schedule and its recipients are kept together, found when due, moved on by compare-and-swap (two
 instances at once: one wins), drop their recipients when they end, lose an erased address, and are
-purged once ended and old."""
+purged once ended and old; and a firing run by two instances at once, each with its own
+connection, is sent once."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from sesmail import config, schedules
+from sesmail import store as stores
+from sesmail.deadline import Deadline
+from sesmail.http import Call
+from sesmail.store import new_store
+from tests.conftest import load_function
+from tests.events import context, http_event
 
 NOW = 1_795_000_000.0
 HASH_A = "a" * 64
@@ -105,3 +117,49 @@ def test_ended_schedules_are_purged_with_the_sent_log_and_live_ones_never(store,
     assert store.purge(NOW, NOW - 50)["Schedules"] == 1
     assert store.get_schedule("sched-" + "1" * 24) is None
     assert store.get_schedule("sched-" + "2" * 24) is not None and store.get_schedule("sched-" + "3" * 24)
+
+
+# --- firing, on each database: two instances with connections of their own ---
+
+def test_two_instances_firing_one_schedule_at_once_send_it_once(backend, env, ses_fake, tmp_path, monkeypatch):
+    # GIVEN a recurring topic batch kept on this database
+    url = backend.database()
+    settings_file = tmp_path / "schedules.json"
+    settings_file.write_text(json.dumps({"Templates": {"welcome": 100091}, "Topics": {"news": {"DisplayName": "N"}}}))
+    monkeypatch.setenv("SESMAIL_CONFIG", str(settings_file))
+    monkeypatch.setenv("SESMAIL_DATABASE_URL", url)
+    config.reset()
+    stores.reset()
+    begin = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S+00:00")
+    payload = {"FromEmailAddress": "noreply@mail.example.com", "Subject": "News", "TaskType": 3, "Topic": "news",
+               "Template": {"TemplateID": 100091}, "CycleParam": {"BeginTime": begin, "IntervalTime": 24},
+               "Recipients": READERS[:3]}
+    answer = load_function("batch").main_handler(http_event(payload, path="/batch"), context())
+    assert answer["statusCode"] == 200, answer
+    schedule_id = json.loads(answer["body"])["TaskId"]
+    backend.execute("UPDATE sesmail_schedules SET next_at = ? WHERE schedule_id = ?",
+                    (float(int(time.time() - 1)), schedule_id), url=url)
+    ses_fake.delay("BatchSendEmail", 0.5)  # the first is still in flight when the second looks
+    # WHEN two instances, each with its own connection, run the job at the same moment
+    outcomes: list[dict] = []
+    start = threading.Barrier(2)
+
+    def instance() -> None:
+        call = Call(None, config.load(), Deadline(60_000), "instance")
+        call.store = own = new_store(url)
+        try:
+            start.wait()
+            outcomes.append(schedules.run_due(call))
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=instance) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stores.reset()
+    # THEN one of them sent it, once
+    assert len(outcomes) == 2 and sum(outcome["Fired"] for outcome in outcomes) == 1, outcomes
+    assert len([c for c in ses_fake.calls if c["Action"] == "BatchSendEmail"]) == 1
+    assert backend.execute("SELECT fired, version FROM sesmail_schedules", url=url) == [(1, 2)]
