@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sesmail import config, schedules
+from sesmail import config, schedules, store
 from tests import db
 from tests.conftest import load_function
 from tests.events import context, http_event
@@ -111,6 +111,13 @@ def test_a_list_made_outside_sesmail_still_cannot_carry_a_topic(batch, ses_fake)
     assert (status, body["Error"]["Code"], body["Error"]["Field"]) == (
         400, "InvalidParameterValue.TopicNeedsRecipients", "Topic")
     assert ses_fake.calls == []
+
+
+def test_a_schedule_whose_reader_data_with_the_url_would_exceed_800_bytes_is_refused_now(batch, ses_fake):
+    status, body = post(batch, recurring(Recipients=[{"Email": READER, "TemplateData": {"x": "y" * 700}}]))
+    assert (status, body["Error"]["Code"], body["Error"]["Field"]) == (
+        400, "InvalidParameterValue.TemplateDataLenLimit", "Recipients[0].TemplateData")
+    assert store.open_store(config.load().database_url).due_schedules(float("inf"), 10) == []
 
 
 def test_a_schedule_with_an_idempotency_key_is_kept_once(batch, ses_fake):

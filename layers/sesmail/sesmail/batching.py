@@ -450,7 +450,7 @@ def run_batch(call: Call, client: str, payload: Any, scope: str, key: str | None
 
         # SES cannot leave out a reader who unsubscribes after it took the list: sesmail fires it.
         def keep(claim: idempotency.Claim | None = None) -> dict:
-            return schedules.create(call, client, payload, params, scope, key, payload_fingerprint)
+            return schedules.create(call, client, payload, params, audience, scope, key, payload_fingerprint)
 
         if key is None:
             return keep()

@@ -55,12 +55,17 @@ def _time_text(when: float | None) -> str | None:
 
 
 # -- POST /batch with a Topic and TaskType 2 or 3 --------------------------------------------------
-def create(call: Call, client: str, payload: dict, params: dict, scope: str, key: str | None,
-           payload_fingerprint: str) -> dict:
+def create(call: Call, client: str, payload: dict, params: dict, audience: bool | str, scope: str,
+           key: str | None, payload_fingerprint: str) -> dict:
     """Keep a validated, policy-checked topic batch (`params`, its raw `payload`) for sesmail's
     timer; the answer names the schedule and its first firing. With an Idempotency-Key the
     schedule's id is derived from the key and the body, so a run that died after storing it and
     is taken over finds it instead of storing a second one."""
+    from . import topics
+
+    # What every firing adds (each reader's preferences_url) must fit now, or no firing ever could.
+    recipients = params["Recipients"]
+    topics.add_to_recipients(call.settings, audience, [dict(r) for r in recipients], list(range(len(recipients))))
     timing = params.get("TimedParam") or params["CycleParam"]
     first = rules.begin_time(timing["BeginTime"]).timestamp()
     hours = params["CycleParam"]["IntervalTime"] if params["TaskType"] == 3 else None
@@ -83,13 +88,13 @@ def create(call: Call, client: str, payload: dict, params: dict, scope: str, key
 
     store = call.store
     try:
-        store.add_schedule(row, params["Recipients"])
+        store.add_schedule(row, recipients)
     except ConstraintViolation:
         found = store.get_schedule(schedule_id)  # stored by the run this one took over from
         if found is None:
             raise
         row = found
-    log.note(TaskIds=[schedule_id], Recipients=len(params["Recipients"]))
+    log.note(TaskIds=[schedule_id], Recipients=len(recipients))
     return {"TaskId": schedule_id, "TaskIds": [schedule_id], "ScheduledBy": "sesmail",
             "NextSendTime": _time_text(row["next_at"])}
 
