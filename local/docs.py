@@ -99,9 +99,12 @@ def openapi() -> dict:
             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
     address = {"name": "address", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 254}}
     message = {"type": "object", "properties": {"MessageId": {"type": "string"}, "RequestId": {"type": "string"}}}
-    task = {"type": "object", "properties": {"TaskId": {"type": "integer"},
-                                             "TaskIds": {"type": "array", "items": {"type": "integer"}},
+    # An SES TaskId is an integer; a schedule sesmail keeps itself is `sched-` and 24 hex digits.
+    task_id = {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^sched-[0-9a-f]{24}$"}]}
+    task = {"type": "object", "properties": {"TaskId": task_id, "TaskIds": {"type": "array", "items": task_id},
                                              "Suppressed": {"type": "array", "items": {"type": "string"}},
+                                             "ScheduledBy": {"type": "string", "enum": ["sesmail"]},
+                                             "NextSendTime": {"type": "string"},
                                              "RequestId": {"type": "string"}}}
     plain = {"type": "object"}
     digest_item = {"type": "object", "required": ["Digest", "Email", "Item"], "additionalProperties": False,
@@ -154,10 +157,13 @@ def openapi() -> dict:
                                 "parameters": [idem],
                                 "requestBody": body({"$ref": "#/components/schemas/BatchSendEmail"}),
                                 "responses": answers(task, 400, 401, 403, 409, 413, 429, 502, 503)}},
-            "/batch/tasks/{TaskId}": {"get": {
-                "summary": "a task's status", "security": keyed,
-                "parameters": [{"name": "TaskId", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "responses": answers(plain, 400, 401, 404)}},
+            "/batch/tasks/{TaskId}": {
+                "get": {"summary": "a task's status (an SES task, or a schedule sesmail keeps)", "security": keyed,
+                        "parameters": [{"name": "TaskId", "in": "path", "required": True, "schema": task_id}],
+                        "responses": answers(plain, 400, 401, 404)},
+                "delete": {"summary": "cancel a schedule sesmail keeps (docs/topics.md#schedules)", "security": keyed,
+                           "parameters": [{"name": "TaskId", "in": "path", "required": True, "schema": task_id}],
+                           "responses": answers(plain, 400, 401, 404)}},
             "/digest/items": {"post": {"summary": "queue digest items", "security": keyed,
                                        "requestBody": body({"oneOf": [digest_item,
                                                                       {"type": "array", "items": digest_item}]}),

@@ -105,6 +105,7 @@ def test_the_repositorys_files_take_effect_whole():
     batch = functions[1]
     assert batch.config["DeadLetterConfig"] == ("CMQ-QUEUE", "sesmail-dlq", "")
     assert [(t.type, t.name) for t in batch.triggers] == [("http", "url-trigger"), ("timer", "digest-daily"),
-                                                          ("timer", "reconcile-hourly"), ("timer", "cleanup-daily")]
+                                                          ("timer", "reconcile-hourly"), ("timer", "cleanup-daily"),
+                                                          ("timer", "schedules-minutely")]
     assert {f.alias for f in functions} == {"$DEFAULT"}
     assert all(f.layers == [desired.LayerRef(instance="sesmail-layer")] for f in functions)

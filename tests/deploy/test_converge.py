@@ -34,7 +34,7 @@ def test_a_first_deploy_creates_the_layer_three_functions_their_timers_and_urls(
     batch = scf_fake.function("sesmail-batch-dev")
     assert (batch["latest"]["MemorySize"], batch["latest"]["Timeout"]) == (512, 900)
     timers = {t["TriggerName"]: t for t in batch["triggers"] if t["Type"] == "timer"}
-    assert sorted(timers) == ["cleanup-daily", "digest-daily", "reconcile-hourly"]
+    assert sorted(timers) == ["cleanup-daily", "digest-daily", "reconcile-hourly", "schedules-minutely"]
     assert timers["digest-daily"]["TriggerDesc"] == "0 0 9 * * * *"
     assert timers["digest-daily"]["CustomArgument"] == '{"Digest": "daily"}'
     assert {t["Enable"] for t in timers.values()} == {1} and {t["Qualifier"] for t in timers.values()} == {"$DEFAULT"}
@@ -107,7 +107,7 @@ def test_plan_writes_nothing_and_says_what_would_change(deploy, scf_fake):
     assert "function sesmail-send-dev: create" in first.lines
     assert "function sesmail-batch-dev: + timer digest-daily: '0 0 9 * * * *' argument '{\"Digest\": \"daily\"}' " \
            "enabled on $DEFAULT" in first.lines
-    assert first.lines[-1] == "plan: 13 change(s); nothing was changed (--plan)"
+    assert first.lines[-1] == "plan: 14 change(s); nothing was changed (--plan)"
     deploy()
     before = account(scf_fake)
     changed = deploy(plan=True, SESMAIL_API_KEYS="web=n3w-key")
@@ -293,7 +293,7 @@ def test_a_changed_timer_and_a_removed_one_touch_only_those_triggers(deploy, scf
     assert [(c["Action"], c["Params"]["TriggerName"]) for c in run.writes] == [
         ("UpdateTrigger", "digest-daily"), ("DeleteTrigger", "cleanup-daily")]
     timers = {t["TriggerName"]: t for t in scf_fake.function("sesmail-batch-dev")["triggers"] if t["Type"] == "timer"}
-    assert sorted(timers) == ["digest-daily", "reconcile-hourly"]
+    assert sorted(timers) == ["digest-daily", "reconcile-hourly", "schedules-minutely"]
     assert timers["digest-daily"]["TriggerDesc"] == "0 30 8 * * * *"
     assert deploy(files=(str(layer_file), edited)).writes == []
 

@@ -114,7 +114,7 @@ def test_every_timer_argument_is_a_message_the_batch_function_runs():
     config = example_config()
     arguments = [json.loads(p["argument"]) for _, p in timer_parameters()]
     jobs = sorted(a["Job"] for a in arguments if set(a) == {"Job"})
-    assert jobs == ["cleanup", "reconcile"] and set(jobs) <= set(timers.JOBS)
+    assert jobs == ["cleanup", "reconcile", "schedules"] and set(jobs) <= set(timers.JOBS)
     digests = [a["Digest"] for a in arguments if set(a) == {"Digest"}]
     assert digests, "the example digest timer"
     for name in digests:

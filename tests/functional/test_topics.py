@@ -418,13 +418,11 @@ def test_a_batch_recipient_whose_data_with_the_url_exceeds_800_bytes_is_refused(
 
 @pytest.mark.parametrize(("changes", "code"), [
     ({"Recipients": None, "ReceiverId": 42}, "InvalidParameterValue.TopicNeedsRecipients"),
-    ({"TaskType": 2, "TimedParam": {"BeginTime": "2099-01-01 00:00:00"}},
-     "InvalidParameterValue.TopicNeedsImmediateTask"),
-    ({"TaskType": 3, "CycleParam": {"BeginTime": "2099-01-01 00:00:00", "IntervalTime": 24}},
-     "InvalidParameterValue.TopicNeedsImmediateTask"),
+    ({"Recipients": None, "ReceiverId": 42, "TaskType": 2, "TimedParam": {"BeginTime": "2099-01-01 00:00:00"}},
+     "InvalidParameterValue.TopicNeedsRecipients"),
     ({"Topic": "nope"}, "InvalidParameterValue.UnknownTopic"),
 ])
-def test_a_topic_batch_needs_inline_recipients_sent_now(handlers, ses_fake, changes, code):
+def test_a_topic_batch_needs_inline_recipients(handlers, ses_fake, changes, code):
     status, body = answer(handlers["batch"](http_event(batch_payload(**changes), path="/batch"), context()))
     assert (status, body["Error"]["Code"], body["Error"]["Field"]) == (400, code, "Topic")
     assert ses_fake.calls == []

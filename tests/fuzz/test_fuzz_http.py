@@ -379,14 +379,16 @@ def test_mutated_timer_events_never_fail_the_run_nor_reach_ses_unless_200(app, d
 ROUTES: list[tuple[str, str, str]] = [
     ("send", "POST", "/send"), ("send", "POST", "/"), ("send", "GET", "/messages/{}"), ("send", "GET", "/suppressions"),
     ("send", "PUT", "/suppressions/{}"), ("send", "DELETE", "/suppressions/{}"), ("send", "DELETE", "/addresses/{}"),
-    ("batch", "POST", "/batch"), ("batch", "GET", "/batch/tasks/{}"), ("batch", "POST", "/digest/items"),
+    ("batch", "POST", "/batch"), ("batch", "GET", "/batch/tasks/{}"), ("batch", "DELETE", "/batch/tasks/{}"),
+    ("batch", "POST", "/digest/items"),
     ("webhook", "POST", "/webhook"), ("webhook", "HEAD", "/webhook"), ("webhook", "POST", "/any/path"),
 ]
 METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "get", "post",
                            ""]) | TEXT
 SEGMENTS = st.sampled_from([
     "a%40example.com", "a@example.com", "A@Example.COM", "123", "0", "-1", "9" * 25, "1.5", "1e3",
-    "qcloudses-20261123000000000001-abc", "%00", "a%2Fb", "..", "%", "%zz", "a b", "\x00", "é@例え.jp", "%F0%9F%98%80",
+    "qcloudses-20261123000000000001-abc", "sched-0123456789abcdef01234567", "sched-",
+    "%00", "a%2Fb", "..", "%", "%zz", "a b", "\x00", "é@例え.jp", "%F0%9F%98%80",
     "%ED%A0%80", "a" * 5000, " ", "+", "null",
 ]) | TEXT.filter(lambda s: "/" not in s)
 AUTH_VALUES = st.sampled_from([

@@ -29,7 +29,7 @@ HOW_TO = {
 }
 TABLES = ("sesmail_events", "sesmail_suppressions", "sesmail_sent", "sesmail_idempotency", "sesmail_tasks",
           "sesmail_digest_items", "sesmail_leases", "sesmail_lists", "sesmail_stats_daily", "sesmail_stats_hourly",
-          "sesmail_stats_marks", "sesmail_guard")
+          "sesmail_stats_marks", "sesmail_guard", "sesmail_schedules", "sesmail_schedule_recipients")
 
 
 def _with_database(url: str, database: str) -> str:

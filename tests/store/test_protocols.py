@@ -12,8 +12,8 @@ from sesmail.store import protocols
 from sesmail.store.sql import SqlStore
 
 CONCERNS = [protocols.IdempotencyStore, protocols.LeaseStore, protocols.SuppressionStore, protocols.SentLog,
-            protocols.EventStore, protocols.TaskStore, protocols.DigestStore, protocols.RetentionStore,
-            protocols.StatsStore]
+            protocols.EventStore, protocols.TaskStore, protocols.ScheduleStore, protocols.DigestStore,
+            protocols.RetentionStore, protocols.StatsStore]
 
 
 def _methods(cls: type) -> dict[str, object]:

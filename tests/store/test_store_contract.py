@@ -403,9 +403,9 @@ def test_purge_deletes_only_what_has_expired(store, backend):
     store.take_leases([f"{1:064x}"], "a", NOW - 3601, 0)
     store.take_leases([f"{2:064x}"], "a", NOW - 3599, 0)
     assert store.purge(NOW, NOW - 50) == {"Idempotency": 1, "Events": 1, "Sent": 1, "DigestItems": 1, "Leases": 1,
-                                          "StatsMarks": 0, "GuardHours": 0}
+                                          "Schedules": 0, "StatsMarks": 0, "GuardHours": 0}
     assert store.purge(NOW, NOW - 50) == {"Idempotency": 0, "Events": 0, "Sent": 0, "DigestItems": 0, "Leases": 0,
-                                          "StatsMarks": 0, "GuardHours": 0}
+                                          "Schedules": 0, "StatsMarks": 0, "GuardHours": 0}
     assert store.idem_get("web", "new") and store.sent_message_ids(["m-new"]) == {"m-new"}
     assert backend.count("sesmail_events") == 1
 
@@ -421,14 +421,14 @@ def test_erase_address_deletes_everything_about_it_and_nothing_else(store, backe
     store.idem_insert(idem_record("k2", attempt={"Sender": "f@example.com", "Destination": [other]}))
     store.queue_digest_items([digest_item(1, email=target), digest_item(2, email=other)])
     assert store.erase_address("A_B%C@example.com", HASH_A) == {
-        "Events": 1, "DigestItems": 1, "Sent": 1, "Idempotency": 1, "SuppressionsKept": 1}
+        "Events": 1, "DigestItems": 1, "ScheduleRecipients": 0, "Sent": 1, "Idempotency": 1, "SuppressionsKept": 1}
     assert [s["Email"] for s in store.list_suppressions(0, 10)] == [other, None]  # kept under its hash
     assert store.sent_message_ids(["m-1", "m-2"]) == {"m-2"}
     assert store.idem_get("web", "k1") is None and store.idem_get("web", "k2") is not None
     assert backend.execute("SELECT email FROM sesmail_events") == [(other,)]
     assert store.digest_recipients("weekly") == [other]
-    assert store.erase_address(target, HASH_A) == {"Events": 0, "DigestItems": 0, "Sent": 0, "Idempotency": 0,
-                                                   "SuppressionsKept": 0}
+    assert store.erase_address(target, HASH_A) == {"Events": 0, "DigestItems": 0, "ScheduleRecipients": 0, "Sent": 0,
+                                                   "Idempotency": 0, "SuppressionsKept": 0}
     assert backend.execute("SELECT COUNT(*) FROM sesmail_suppressions WHERE email LIKE ?", ("%example%",)) == [(1,)]
 
 

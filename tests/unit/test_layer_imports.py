@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 LAYER = os.path.join(ROOT, "layers", "sesmail", "sesmail")
 
 # One tier per module of the layer; a module may import its own tier and the tiers below it.
-ROUTES = {"sending", "batching", "digest", "webhook", "preferences", "timers", "reconcile", "stats", "guard"}
+ROUTES = {"sending", "batching", "schedules", "digest", "webhook", "preferences", "timers", "reconcile", "stats",
+          "guard"}
 SERVICES = {"http", "policy", "idempotency", "leases", "transport", "ses", "smtp", "ratelimit", "redis_client",
             "events", "topics", "rules", "validation", "envelopes", "config"}
 STORE = {"store"}

@@ -428,9 +428,12 @@ def _list_size(settings: Settings, deadline: Deadline, receiver_id: int) -> int 
     return max(counts) if counts else None
 
 
-def run_batch(call: Call, client: str, payload: Any, scope: str, key: str | None) -> dict:
-    """Validate and send one batch payload (HTTP or timer) for `client`; `key` makes it idempotent in
-    `scope`. The call's store is asked for only once the payload is valid."""
+def run_batch(call: Call, client: str, payload: Any, scope: str, key: str | None,
+              payload_fingerprint: str | None = None) -> dict:
+    """Validate and send one batch payload (HTTP, timer or a schedule's firing) for `client`; `key`
+    makes it idempotent in `scope` (for the body's fingerprint, or `payload_fingerprint`). The
+    call's store is asked for only once the payload is valid. A scheduled or recurring batch with a
+    Topic is kept for sesmail's own timer instead (sesmail.schedules)."""
     settings, deadline = call.settings, call.deadline
     params = rules.validate_batch_send_email(payload, settings.default_sender, settings.templates)
     trusted = scope.startswith("timer:")  # a timer's payload is the operator's own
@@ -441,6 +444,18 @@ def run_batch(call: Call, client: str, payload: Any, scope: str, key: str | None
                            lambda receiver_id: call.store.owns_list(receiver_id, client),
                            lambda receiver_id: _list_size(settings, deadline, receiver_id))
     audience = topics.apply_to_batch(settings, params)  # its Topic: what suppressions count (docs/topics.md)
+    payload_fingerprint = payload_fingerprint or idempotency.fingerprint(payload)
+    if params["TaskType"] != 1 and topics.topic_of(audience) is not None:
+        from . import schedules
+
+        # SES cannot leave out a reader who unsubscribes after it took the list: sesmail fires it.
+        def keep(claim: idempotency.Claim | None = None) -> dict:
+            return schedules.create(call, client, payload, params, audience, scope, key, payload_fingerprint)
+
+        if key is None:
+            return keep()
+        return idempotency.Idempotency(call.store, scope, key, deadline.limit_s, settings.idempotency_ttl).once(
+            payload_fingerprint, {"Action": "Schedule"}, keep)[0]
     # Batches are marketing mail: refused while the reputation guard holds their domain back.
     from . import guard
 
@@ -468,7 +483,7 @@ def run_batch(call: Call, client: str, payload: Any, scope: str, key: str | None
         body = batch()
     else:
         idem = idempotency.Idempotency(call.store, scope, key, deadline.limit_s, settings.idempotency_ttl)
-        body, _ = idem.once(idempotency.fingerprint(payload), batch.attempt(), batch, batch.resolve)
+        body, _ = idem.once(payload_fingerprint, batch.attempt(), batch, batch.resolve)
     log.note(TaskIds=body["TaskIds"], Recipients=len(recipients) if recipients is not None else None,
              Suppressed=len(skipped), RateLimited=len(body.get("RateLimited") or ()))
     return dict(body, Suppressed=skipped) if skipped else body
@@ -483,8 +498,14 @@ def batch_send(call: Call) -> Response:
 
 
 def task_status(call: Call) -> Response:
-    """GET /batch/tasks/<TaskId>: ListSendTasks cannot filter by task, so page it, newest first."""
+    """GET /batch/tasks/<TaskId>: ListSendTasks cannot filter by task, so page it, newest first.
+    A TaskId of sesmail's own (`sched-…`) is a schedule SES has never seen."""
     from .ses import client_for
+
+    if call.params["TaskId"].startswith("sched-"):
+        from . import schedules
+
+        return schedules.status(call)
 
     task_id = validation.Int("TaskId", 1, rules.INT64_MAX, "InvalidParameterValue").compile()(call.params["TaskId"],
                                                                                          "TaskId")

@@ -1,7 +1,8 @@
 """Timer invocations of the batch function: what `Message` (the trigger's argument) asks for.
 
 `Message` is a digest's name (a plain string, or `{"Digest": "<name>"}`), a built-in job
-(`{"Job": "reconcile"}`, `{"Job": "cleanup"}`), or otherwise a JSON object that is a batch payload.
+(`{"Job": "reconcile"}`, `{"Job": "cleanup"}`, `{"Job": "schedules"}`), or otherwise a JSON object
+that is a batch payload.
 Timer invocations are asynchronous: SCF retries a failed run (twice by default) and keeps retrying
 system errors for up to 6 hours. So a run is keyed by `TriggerName` + `Time`: the same event
 delivered again never sends what an earlier run sent, and finishes what a crashed run left undone.
@@ -151,7 +152,13 @@ def _delete_unused_lists(call: Call, store: ListStore, ses: SesClient, now: floa
             return deleted, True
 
 
-JOBS = {"reconcile": _reconcile, "cleanup": _cleanup}
+def _schedules(call: Call) -> dict:
+    from . import schedules
+
+    return schedules.run_due(call)
+
+
+JOBS = {"reconcile": _reconcile, "cleanup": _cleanup, "schedules": _schedules}
 
 
 def fire(call: Call, facts: dict) -> Response:

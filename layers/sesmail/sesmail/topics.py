@@ -265,9 +265,8 @@ def apply_to_send(settings: Any, params: dict) -> bool | str:
 
 def apply_to_batch(settings: Any, params: dict) -> bool | str:
     """A validated BatchSendEmail: its `Topic` checked and taken out. A topic needs inline
-    `Recipients` (a list made outside sesmail cannot be checked against unsubscribes) sent now
-    (TaskType 1): a scheduled or recurring topic batch is a timer whose argument is the batch, so
-    its list is built, without the readers who left, each time it fires (docs/topics.md)."""
+    `Recipients`: a list made outside sesmail cannot be checked against unsubscribes. (A scheduled
+    or recurring topic batch is fired by sesmail itself, its list built each time: sesmail.schedules.)"""
     topic = params.pop("Topic", None)
     if topic is None:
         return True
@@ -276,10 +275,6 @@ def apply_to_batch(settings: Any, params: dict) -> bool | str:
         raise InvalidInput("a batch on a ReceiverId list cannot carry a Topic: sesmail cannot leave out readers who"
                            " unsubscribed from a list made elsewhere; send inline Recipients", field="Topic",
                            code="InvalidParameterValue.TopicNeedsRecipients")
-    if params.get("TaskType") != 1:
-        raise InvalidInput("a Topic batch is sent now (TaskType 1): SES cannot take a reader out of a scheduled"
-                           " list, so schedule it with a timer whose argument is this batch (docs/topics.md)",
-                           field="Topic", code="InvalidParameterValue.TopicNeedsImmediateTask")
     return topic_scope(topic)
 
 

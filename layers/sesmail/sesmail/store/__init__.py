@@ -1,5 +1,5 @@
 """State: idempotency records, the log of sent messages, delivery events, suppressions, batch
-tasks and recipient lists, digest items, recipient leases.
+tasks and recipient lists, schedules, digest items, recipient leases.
 
 The layer sees the store through the Protocols of `protocols.py`, one per concern (`Store` is all
 of them); a request opens it once (`http.Call.store`) and hands it down. One implementation,
@@ -22,6 +22,7 @@ from .protocols import (
     IdempotencyStore,
     LeaseStore,
     RetentionStore,
+    ScheduleStore,
     SentLog,
     StatsStore,
     Store,
@@ -32,8 +33,9 @@ from .protocols import (
 if TYPE_CHECKING:
     from .database import Dialect
 
-__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "SentLog", "StatsStore",
-           "Store", "StoreUnavailable", "SuppressionStore", "TaskStore", "new_store", "open_store", "reset"]
+__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "ScheduleStore", "SentLog",
+           "StatsStore", "Store", "StoreUnavailable", "SuppressionStore", "TaskStore", "new_store", "open_store",
+           "reset"]
 
 _stores: dict[str, Store] = {}
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "SentLog", "StatsStore",
-           "Store", "SuppressionStore", "TaskStore"]
+__all__ = ["DigestStore", "EventStore", "IdempotencyStore", "LeaseStore", "RetentionStore", "ScheduleStore", "SentLog",
+           "StatsStore", "Store", "SuppressionStore", "TaskStore"]
 
 
 class IdempotencyStore(Protocol):
@@ -130,6 +130,22 @@ class TaskStore(Protocol):
     def unused_lists(self, created_before: float, limit: int, offset: int = 0) -> list[dict]: ...
 
 
+class ScheduleStore(Protocol):
+    """Scheduled and recurring topic batches sesmail fires itself, and their recipients."""
+
+    def add_schedule(self, schedule: dict, recipients: list[dict]) -> None: ...
+
+    def get_schedule(self, schedule_id: str) -> dict | None: ...
+
+    def schedule_recipients(self, schedule_id: str) -> list[dict]: ...
+
+    def due_schedules(self, now: float, limit: int) -> list[dict]: ...
+
+    def update_schedule(self, schedule_id: str, version: int, **fields: Any) -> bool:
+        """False when the schedule is no longer at `version`."""
+        ...
+
+
 class DigestStore(Protocol):
     """Digest items: queued, claimed by one run, then sent, skipped or failed."""
 
@@ -185,8 +201,8 @@ class StatsStore(Protocol):
     def guard_lift(self, domain: str, until: float, now: float) -> bool: ...
 
 
-class Store(IdempotencyStore, LeaseStore, SuppressionStore, SentLog, EventStore, TaskStore, DigestStore,
-            RetentionStore, StatsStore, Protocol):
+class Store(IdempotencyStore, LeaseStore, SuppressionStore, SentLog, EventStore, TaskStore, ScheduleStore,
+            DigestStore, RetentionStore, StatsStore, Protocol):
     """Every concern over one database connection (what `open_store` returns)."""
 
     def close(self) -> None:

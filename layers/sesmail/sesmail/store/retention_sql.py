@@ -44,17 +44,20 @@ class RetentionSql(StatsSql):
                 ("Sent", "DELETE FROM sesmail_sent WHERE created_at < ?", sent_before),
                 ("DigestItems", "DELETE FROM sesmail_digest_items WHERE expires_at < ?", now),
                 # A lease's expiry bounds windows that began at most a function's time limit ago.
-                ("Leases", "DELETE FROM sesmail_leases WHERE expires_at < ?", now - 3600)):
+                ("Leases", "DELETE FROM sesmail_leases WHERE expires_at < ?", now - 3600),
+                # A schedule that ended (its recipients went with it) is kept as long as the sent log.
+                ("Schedules", "DELETE FROM sesmail_schedules WHERE state <> 'scheduled' AND updated_at < ?",
+                 sent_before)):
             counts[name] = self._execute(sql, (bound,))
         counts.update(self._purge_stats(now))
         return counts
 
     def erase_address(self, email: str, hashed: str) -> dict:
         """Delete everything stored about an address, in one transaction: its events, its queued
-        digest items, sent-log rows listing it among recipients, idempotency records whose attempt
-        names it. Its suppressions are kept, moved under `hashed` (the address's addresses.address_hash,
-        a keyed hash), so it is still never mailed. Returns the rows removed per kind, and
-        `SuppressionsKept`.
+        digest items, its place in schedules' recipients, sent-log rows listing it among
+        recipients, idempotency records whose attempt names it. Its suppressions are kept, moved
+        under `hashed` (the address's addresses.address_hash, a keyed hash), so it is still never
+        mailed. Returns the rows removed per kind, and `SuppressionsKept`.
         On SQLite the freed bytes are then scrubbed from the files (the dialect's `scrub`)."""
         address = email.lower()
         # Recipients and attempts are JSON text written by json.dumps: the address appears there as
@@ -75,6 +78,8 @@ class RetentionSql(StatsSql):
             for name, sql, param in (
                     ("Events", "DELETE FROM sesmail_events WHERE email = ?", address),
                     ("DigestItems", "DELETE FROM sesmail_digest_items WHERE email = ?", address),
+                    # kept as the request wrote them: compared lower-cased
+                    ("ScheduleRecipients", "DELETE FROM sesmail_schedule_recipients WHERE LOWER(email) = ?", address),
                     ("Sent", "DELETE FROM sesmail_sent WHERE LOWER(recipients)" + like, pattern),
                     ("Idempotency", "DELETE FROM sesmail_idempotency WHERE LOWER(attempt)" + like, pattern)):
                 cursor.execute(self._q(sql), (param,))

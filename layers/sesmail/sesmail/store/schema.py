@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DDL", "MIGRATIONS", "SCHEMA_VERSION", "migrate"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # The version table is created outside the numbered steps: it is what records them. One row,
 # pinned by its primary key, so two instances bootstrapping at once cannot insert two.
@@ -193,6 +193,36 @@ MIGRATIONS: list[list[str]] = [
         # event counted. Every event already stored was counted as it was stored.
         "{fold_table}",
         "{fold_start}",
+    ],
+    [
+        # Scheduled and recurring topic batches that sesmail fires itself (docs/topics.md#schedules):
+        # SES cannot take a reader out of a list it holds, so the list is built at each firing. One
+        # row per schedule (its batch without recipients, TaskType 1; `next_at` the firing due next;
+        # `version` for compare-and-swap between instances), and its recipients one row each, so an
+        # erasure can delete an address and a schedule that ends drops them at once.
+        """CREATE TABLE IF NOT EXISTS sesmail_schedules (
+            schedule_id VARCHAR(40) NOT NULL PRIMARY KEY,
+            client VARCHAR(64) NOT NULL,
+            task_type INTEGER NOT NULL,
+            interval_s DOUBLE PRECISION,
+            payload {text} NOT NULL,
+            state VARCHAR(16) NOT NULL,
+            next_at DOUBLE PRECISION,
+            fired INTEGER NOT NULL,
+            missed INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            last_fire_at DOUBLE PRECISION,
+            last_result {text},
+            version INTEGER NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL){options}""",
+        "CREATE INDEX {if_not_exists}sesmail_schedules_due ON sesmail_schedules (state, next_at)",
+        """CREATE TABLE IF NOT EXISTS sesmail_schedule_recipients (
+            schedule_id VARCHAR(40) NOT NULL,
+            seq INTEGER NOT NULL,
+            email VARCHAR(320) NOT NULL,
+            data {text} NOT NULL,
+            PRIMARY KEY (schedule_id, seq)){options}""",
     ],
 ]
 

@@ -10,6 +10,7 @@ SQLite, PostgreSQL and MySQL.
     events_sql.py        delivery events                    (protocols.EventStore)
     stats.py             statistics and the guard's buckets (protocols.StatsStore)
     tasks_sql.py         batch tasks and our recipient lists (protocols.TaskStore)
+    schedules_sql.py     schedules sesmail fires itself     (protocols.ScheduleStore)
     digest_sql.py        digest items                       (protocols.DigestStore)
     retention_sql.py     purge and erasure                  (protocols.RetentionStore)
 
@@ -28,6 +29,7 @@ from .events_sql import EventsSql
 from .idempotency_sql import IdempotencySql
 from .leases_sql import LeasesSql
 from .retention_sql import RetentionSql
+from .schedules_sql import SchedulesSql
 from .schema import DDL as _DDL  # noqa: F401  (tests build a version-1 schema with it)
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sent_sql import SentLogSql
@@ -38,8 +40,8 @@ from .tasks_sql import TasksSql
 __all__ = ["HASHED_PREFIX", "MIGRATIONS", "SCHEMA_VERSION", "ConstraintViolation", "SqlStore"]
 
 
-class SqlStore(IdempotencySql, LeasesSql, SuppressionsSql, SentLogSql, TasksSql, DigestSql, RetentionSql, StatsSql,
-               EventsSql):
+class SqlStore(IdempotencySql, LeasesSql, SuppressionsSql, SentLogSql, TasksSql, SchedulesSql, DigestSql, RetentionSql,
+               StatsSql, EventsSql):
     """Every concern of the store over one connection (protocols.Store)."""
 
     def admit(self, emails: list[str], marketing: bool | str, hashes: dict[str, str], keys: list[str], owner: str,
