@@ -51,7 +51,8 @@ _INT64 = 2**63
 # Longest string kept for a detail (the message id is a VARCHAR(255) column; the rest live in JSON).
 _MAX_TEXT = {"MessageId": 255}
 # OPTIONAL_FIELDS as the loop in normalise reads them: (field, detail, type, longest string).
-_OPTIONAL = tuple((name, ours, kind, _MAX_TEXT.get(ours, 4096)) for name, (ours, kind) in OPTIONAL_FIELDS.items())
+_OPTIONAL: tuple[tuple[str, str, type, int], ...] = tuple(
+    (name, ours, kind, _MAX_TEXT.get(ours, 4096)) for name, (ours, kind) in OPTIONAL_FIELDS.items())
 # json.dumps with options builds an encoder per call; these are built once (the webhook's hot path).
 _identity = json_encoder_for(separators=(",", ":"), sort_keys=True)
 _compact = json_encoder_for(separators=(",", ":"))
@@ -143,9 +144,10 @@ def normalise(fields: dict, raw: dict | str, stored_at: float, ttl_s: int, polle
     details: dict[str, Any] = {}
     get = fields.get
     for name, ours, kind, width in _OPTIONAL:
-        value = get(name)
+        value: Any = get(name)
         # bool is an int in Python but not in JSON; "" is how old payloads say "absent".
-        if value is None or value.__class__ is not kind:  # (an int or str subclass is no JSON value)
+        exact = value.__class__ is kind  # (an int or str subclass is no JSON value)
+        if value is None or not exact:
             continue
         if kind is int:
             if not -_INT64 <= value < _INT64:
