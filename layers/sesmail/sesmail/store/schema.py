@@ -231,8 +231,10 @@ DDL = {
                "widen_scope": "SELECT 1",
                "fold_table": "CREATE TABLE IF NOT EXISTS sesmail_stats_folded (id INTEGER NOT NULL PRIMARY KEY,"
                              " last_event INTEGER NOT NULL)",
+               # Only a database that already holds events needs a position (a new one starts at 0).
                "fold_start": "INSERT OR IGNORE INTO sesmail_stats_folded (id, last_event)"
-                             " SELECT 1, COALESCE(MAX(rowid), 0) FROM sesmail_events"},
+                             " SELECT 1, last FROM (SELECT MAX(rowid) AS last FROM sesmail_events)"
+                             " WHERE last IS NOT NULL"},
     "postgresql": {"text": "TEXT", "options": "", "if_not_exists": "IF NOT EXISTS ",
                    "add_column": "COLUMN IF NOT EXISTS ",
                    "widen_scope": "ALTER TABLE sesmail_suppressions ALTER COLUMN scope TYPE VARCHAR(48)",
